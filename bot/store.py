@@ -1,8 +1,11 @@
 """Persistent state in SQLite (aiosqlite): characters per channel and server, fences,
-window anchors and webhooks. Ids and plain values only, never Discord objects.
+window anchors and webhooks (with the avatar last set on each). Ids and plain values
+only, never Discord objects.
 
 The database runs in WAL mode and every write is its own committed transaction,
-so a crash (even SIGKILL) loses nothing that was written before it.
+so a crash (even SIGKILL) loses nothing that was written before it. A database
+written by an older version is brought up to date when it is opened: columns are
+added, never dropped, and ``PRAGMA user_version`` records the schema version.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ __all__ = ["ChannelState", "Webhook", "Store"]
 
 log = logging.getLogger(__name__)
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (
     channel_id   INTEGER PRIMARY KEY,
@@ -37,12 +40,17 @@ CREATE TABLE IF NOT EXISTS guilds (
 CREATE TABLE IF NOT EXISTS webhooks (
     channel_id   INTEGER PRIMARY KEY,
     webhook_id   INTEGER NOT NULL,
-    token        TEXT NOT NULL
+    token        TEXT NOT NULL,
+    avatar_hash  TEXT
 );
 CREATE TABLE IF NOT EXISTS webhooks_used (
     webhook_id   INTEGER PRIMARY KEY
 );
 """
+#: columns added since version 1, by table: (column, SQL type); added to older databases on open
+_ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "webhooks": (("avatar_hash", "TEXT"),),  # version 2
+}
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,15 @@ class ChannelState:
 
 @dataclass(frozen=True)
 class Webhook:
-    """A channel webhook the bot created (id and token are enough to post through it)."""
+    """A channel webhook the bot created (id and token are enough to post through it).
+
+    ``avatar_hash`` identifies the avatar the bot last set on it (None: Discord's default).
+    """
 
     channel_id: int
     webhook_id: int
     token: str
+    avatar_hash: str | None = None
 
 
 class Store:
@@ -82,7 +94,7 @@ class Store:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.executescript(_SCHEMA)
-            await db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            await _upgrade(db)
             await db.commit()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the store {path}: {exc}") from exc
@@ -177,14 +189,17 @@ class Store:
 
     async def webhook(self, channel_id: int) -> Webhook | None:
         """The webhook the bot uses in this channel, if any."""
-        row = await self._one("SELECT webhook_id, token FROM webhooks WHERE channel_id = ?", (channel_id,))
-        return Webhook(channel_id, row[0], row[1]) if row else None
+        row = await self._one(
+            "SELECT webhook_id, token, avatar_hash FROM webhooks WHERE channel_id = ?", (channel_id,)
+        )
+        return Webhook(channel_id, row[0], row[1], row[2]) if row else None
 
     async def set_webhook(self, channel_id: int, webhook_id: int, token: str) -> None:
-        """Remember the channel's webhook."""
+        """Remember the channel's webhook (a new webhook has Discord's default avatar)."""
         await self._write(
             "INSERT INTO webhooks (channel_id, webhook_id, token) VALUES (?, ?, ?) "
-            "ON CONFLICT(channel_id) DO UPDATE SET webhook_id = excluded.webhook_id, token = excluded.token",
+            "ON CONFLICT(channel_id) DO UPDATE SET webhook_id = excluded.webhook_id, token = excluded.token, "
+            "avatar_hash = NULL",
             (channel_id, webhook_id, token),
         )
         await self._write("INSERT OR IGNORE INTO webhooks_used (webhook_id) VALUES (?)", (webhook_id,))
@@ -198,6 +213,13 @@ class Store:
                 return {int(row[0]) for row in await cursor.fetchall()}
         except (sqlite3.Error, ValueError) as exc:
             raise StoreError(f"store read failed ({self.path}): {exc}") from exc
+
+    async def set_webhook_avatar(self, channel_id: int, webhook_id: int, avatar_hash: str | None) -> None:
+        """Remember the avatar just set on the channel's webhook (nothing if it was replaced meanwhile)."""
+        await self._write(
+            "UPDATE webhooks SET avatar_hash = ? WHERE channel_id = ? AND webhook_id = ?",
+            (avatar_hash, channel_id, webhook_id),
+        )
 
     async def forget_webhook(self, channel_id: int) -> None:
         """Drop a webhook that no longer works."""
@@ -219,3 +241,21 @@ class Store:
             await self._db.commit()
         except (sqlite3.Error, ValueError) as exc:
             raise StoreError(f"store write failed ({self.path}): {exc}") from exc
+
+
+async def _upgrade(db: aiosqlite.Connection) -> None:
+    """Add the columns an older database lacks and record the schema version.
+
+    A database from a newer version keeps its version number (its extra columns are unused).
+    """
+    for table, columns in _ADDED_COLUMNS.items():
+        async with db.execute(f"PRAGMA table_info({table})") as cursor:
+            present = {row[1] for row in await cursor.fetchall()}
+        for name, sql_type in columns:
+            if name not in present:
+                log.info("Store: adding %s.%s (schema version %d)", table, name, _SCHEMA_VERSION)
+                await db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    if row is None or row[0] < _SCHEMA_VERSION:
+        await db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")

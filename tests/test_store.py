@@ -1,8 +1,9 @@
-"""The SQLite store: defaults, writes that survive reopening, and a killed writer."""
+"""The SQLite store: defaults, writes that survive reopening, a killed writer, older databases."""
 
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -80,3 +81,50 @@ async def test_every_webhook_ever_used_is_remembered(tmp_path: Path) -> None:
         await store.set_webhook(2, 200, "c")
         await store.forget_webhook(2)
         assert await store.webhook_ids() == {100, 101, 200}
+
+
+async def test_webhook_avatar_is_remembered_until_the_webhook_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    async with await Store.open(path) as store:
+        await store.set_webhook(5, 50, "a")
+        await store.set_webhook_avatar(5, 50, "hash-1")
+        await store.set_webhook_avatar(5, 49, "stale")  # an older webhook of the channel: ignored
+    async with await Store.open(path) as store:
+        assert await store.webhook(5) == Webhook(5, 50, "a", "hash-1")
+        await store.set_webhook(5, 51, "b")  # a new webhook starts with Discord's default avatar
+        assert await store.webhook(5) == Webhook(5, 51, "b", None)
+
+
+# the schema of version 1, as the previous release created it
+_SCHEMA_V1 = """
+CREATE TABLE channels (channel_id INTEGER PRIMARY KEY, character TEXT, fence_id INTEGER,
+                       anchor_id TEXT, wake_words INTEGER);
+CREATE TABLE guilds (guild_id INTEGER PRIMARY KEY, character TEXT);
+CREATE TABLE webhooks (channel_id INTEGER PRIMARY KEY, webhook_id INTEGER NOT NULL, token TEXT NOT NULL);
+CREATE TABLE webhooks_used (webhook_id INTEGER PRIMARY KEY);
+INSERT INTO channels (channel_id, character) VALUES (10, 'Aria');
+INSERT INTO webhooks VALUES (10, 77, 'tok');
+INSERT INTO webhooks_used VALUES (77);
+PRAGMA user_version = 1;
+"""
+
+
+def _columns(path: Path, table: str) -> tuple[int, list[str]]:
+    with sqlite3.connect(path) as db:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        return version, [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+
+
+async def test_database_of_the_previous_schema_opens_and_gains_the_avatar_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_SCHEMA_V1)
+    assert _columns(path, "webhooks") == (1, ["channel_id", "webhook_id", "token"])
+    async with await Store.open(path) as store:
+        assert await store.webhook(10) == Webhook(10, 77, "tok", None)
+        assert (await store.channel(10)).character == "Aria"
+        await store.set_webhook_avatar(10, 77, "hash-1")
+    assert _columns(path, "webhooks") == (2, ["channel_id", "webhook_id", "token", "avatar_hash"])
+    async with await Store.open(path) as store:  # opening an upgraded database again changes nothing
+        assert await store.webhook(10) == Webhook(10, 77, "tok", "hash-1")
+        assert await store.webhook_ids() == {77}
