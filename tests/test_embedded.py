@@ -244,3 +244,31 @@ async def test_read_ahead_waits_for_no_one(embedded: LlamaCppBackend) -> None:
         assert await embedded.prewarm("other", COUNTING_HEAD + counting(1, 20), only_if_idle=True) == 0
     finally:
         await stream.aclose()
+
+
+async def test_a_reply_stops_a_prewarm_at_its_next_chunk_and_keeps_what_it_read(embedded: LlamaCppBackend) -> None:
+    long_talk = COUNTING_HEAD + counting(1, 120)
+    total = len(embedded._tokenize(embedded._llm, long_talk, bos=True))
+    warming = asyncio.create_task(embedded.prewarm("long", long_talk))
+    while embedded._holder != "long":  # the pre-warm has the model and is reading
+        await asyncio.sleep(0.005)
+    text, _ = await generate(embedded, COUNTING_HEAD + counting(1, 6) + "[Ann]:", conversation="short")
+    read = await warming
+    assert text.strip().startswith("6")
+    assert 0 < read < total - 100  # it gave way part-way through
+    # what it read is kept: the conversation's reply reads only the rest, and counts on correctly
+    text, timings = await generate(embedded, long_talk + "[Ann]:", conversation="long")
+    assert timings.prompt_evaluated is not None and timings.prompt_evaluated <= total - read + 3
+    assert text.strip().startswith("120")
+
+
+async def test_a_prewarm_queued_before_a_reply_gives_the_model_to_the_reply(embedded: LlamaCppBackend) -> None:
+    first = asyncio.create_task(generate(embedded, COUNTING_HEAD + counting(1, 30) + "[Ann]:", max_tokens=30))
+    while not embedded._run_lock.locked():
+        await asyncio.sleep(0.005)
+    warming = asyncio.create_task(embedded.prewarm("other", COUNTING_HEAD + counting(1, 20)))
+    await asyncio.sleep(0.01)  # the pre-warm queues for the model first
+    second = asyncio.create_task(generate(embedded, COUNTING_HEAD + "[Ann]:", conversation="b"))
+    done, _ = await asyncio.wait({warming, second}, return_when=asyncio.FIRST_COMPLETED)
+    assert warming in done and warming.result() == 0 and not second.done()
+    await asyncio.gather(first, second)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import logging
 import os
 import re
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 _KV_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "iq4_nl": 20, "bf16": 30}
 _DEFAULT_MODEL_NAME = "default"
 _MIN_SHIFT_MATCH = 32  # shift only when it saves reading at least this many tokens
+#: tokens a pre-warm reads between looks at whether a reply is waiting (about 0.1-0.2 s on 2 cores)
+_PREWARM_CHUNK = 48
 
 
 class LlamaCppBackend:
@@ -64,6 +67,8 @@ class LlamaCppBackend:
         self._load_lock = asyncio.Lock()
         self._run_lock = asyncio.Lock()
         self._abort = threading.Event()
+        self._replies_waiting = 0
+        self._reply_waiting = threading.Event()  # set while a reply waits for the model: pre-warms yield
         self.states = StateCache(self.config.state_cache_mb * 2**20)
         self._holder: str | None = None  # whose conversation the KV cache holds now
         self.shifts = 0  # context shifts done (for stats and tests)
@@ -211,7 +216,7 @@ class LlamaCppBackend:
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         """Generate in a worker thread and yield its text as it comes."""
         llm = await self._ensure_loaded()
-        async with self._run_lock:
+        async with self._model_for_reply():
             self._abort.clear()
             loop = asyncio.get_running_loop()
             queue: asyncio.Queue[Chunk | BaseException] = asyncio.Queue()
@@ -232,17 +237,38 @@ class LlamaCppBackend:
                 self._abort.set()
                 await asyncio.shield(worker)
 
+    @contextlib.asynccontextmanager
+    async def _model_for_reply(self) -> AsyncIterator[None]:
+        """Hold the model for a reply; a pre-warm running meanwhile stops at its next chunk."""
+        self._replies_waiting += 1
+        self._reply_waiting.set()
+        try:
+            await self._run_lock.acquire()
+        finally:
+            self._replies_waiting -= 1
+            if not self._replies_waiting:
+                self._reply_waiting.clear()
+        try:
+            yield
+        finally:
+            self._run_lock.release()
+
     async def prewarm(
         self, conversation: str, text: str, *, special_tokens: Sequence[str] = (), only_if_idle: bool = False
     ) -> int:
         """Read ``text`` (the start of the conversation's next prompt) into its state ahead of time.
 
-        With ``only_if_idle`` nothing happens while a generation runs. Returns the tokens read.
+        A reply never waits for it long: the reading stops at its next chunk of
+        tokens when a reply asks for the model, keeping what it has read (the next
+        pre-warm or the reply itself goes on from there). With ``only_if_idle``
+        nothing happens while a reply runs or waits. Returns the tokens read.
         """
         llm = await self._ensure_loaded()
-        if only_if_idle and self._run_lock.locked():
+        if only_if_idle and (self._run_lock.locked() or self._reply_waiting.is_set()):
             return 0
         async with self._run_lock:
+            if self._reply_waiting.is_set():
+                return 0
             return await asyncio.to_thread(self._prewarm, llm, conversation, text, special_tokens)
 
     def _prewarm(self, llm: Any, conversation: str, text: str, special_tokens: Sequence[str]) -> int:
@@ -254,8 +280,12 @@ class LlamaCppBackend:
             return 0
         llm._ctx.kv_cache_seq_rm(0, common, -1)
         llm.n_tokens = common
-        llm.eval(tokens[common:])
-        return len(tokens) - common
+        read = common
+        while read < len(tokens) and not self._reply_waiting.is_set():
+            chunk = tokens[read : read + _PREWARM_CHUNK]
+            llm.eval(chunk)  # keeps input_ids and n_tokens in step with the cache, chunk by chunk
+            read += len(chunk)
+        return read - common
 
     # ------------------------------------------------------------------ KV state
 
