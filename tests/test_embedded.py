@@ -171,6 +171,17 @@ async def test_prompt_longer_than_the_context_is_refused(model_path: Path) -> No
         await backend.aclose()
 
 
+async def test_the_context_is_the_size_asked_for_when_llama_cpp_rounds_it_up(model_path: Path) -> None:
+    backend = LlamaCppBackend(LlamaCppConfig(model=str(model_path), n_ctx=300))  # llama.cpp allocates 512
+    try:
+        assert (await backend.health()).n_ctx == 300
+        with pytest.raises(ContextOverflow, match="context holds 300"):
+            await generate(backend, counting(1, 60))  # about 400 tokens
+        assert await backend.prewarm("long", counting(1, 60)) == 299
+    finally:
+        await backend.aclose()
+
+
 async def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
     backend = LlamaCppBackend(LlamaCppConfig(model=str(tmp_path / "nope.gguf")))
     with pytest.raises(ModelError, match="model file not found: .*nope.gguf"):

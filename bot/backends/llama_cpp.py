@@ -163,7 +163,7 @@ class LlamaCppBackend:
             llm = await self._ensure_loaded()
         except BackendError as exc:
             return Health(ok=False, detail=str(exc))
-        return Health(ok=True, detail="model loaded", model=self._describe_model(), n_ctx=llm.n_ctx())
+        return Health(ok=True, detail="model loaded", model=self._describe_model(), n_ctx=_context_tokens(llm))
 
     async def model_info(self) -> ModelInfo:
         """The loaded model and the ones listed in the config."""
@@ -171,7 +171,7 @@ class LlamaCppBackend:
         meta = dict(getattr(llm, "metadata", {}) or {})
         return ModelInfo(
             name=self._describe_model(),
-            n_ctx=llm.n_ctx(),
+            n_ctx=_context_tokens(llm),
             available=(_DEFAULT_MODEL_NAME, *self.config.models),
             details={"path": str(self._model_path), "architecture": meta.get("general.architecture", "?")},
         )
@@ -272,7 +272,7 @@ class LlamaCppBackend:
             return await asyncio.to_thread(self._prewarm, llm, conversation, text, special_tokens)
 
     def _prewarm(self, llm: Any, conversation: str, text: str, special_tokens: Sequence[str]) -> int:
-        tokens = self._tokenize_prompt(llm, text, special_tokens)[: llm.n_ctx() - 1]
+        tokens = self._tokenize_prompt(llm, text, special_tokens)[: _context_tokens(llm) - 1]
         self._take_over(llm, conversation)
         self._shift_window(llm, tokens)
         common = common_prefix(llm.input_ids[: llm.n_tokens], tokens)
@@ -366,7 +366,7 @@ class LlamaCppBackend:
         import llama_cpp
 
         tokens = self._tokenize_prompt(llm, request.prompt, request.special_tokens)
-        n_ctx = llm.n_ctx()
+        n_ctx = _context_tokens(llm)
         if len(tokens) >= n_ctx:
             raise ContextOverflow(
                 f"prompt is {len(tokens)} tokens but the context holds {n_ctx}", backend=self.name
@@ -427,6 +427,12 @@ class LlamaCppBackend:
         timings.generated_tokens = generated
         timings.finish_reason = finish
         emit(Chunk(done=True, timings=timings))
+
+
+def _context_tokens(llm: Any) -> int:
+    """Tokens the context holds: llama.cpp may round its KV cache up (2112 becomes 2304),
+    but llama-cpp-python's token bookkeeping keeps the size asked for."""
+    return min(llm.n_ctx(), len(llm.input_ids))
 
 
 def _tokens_to_evaluate(cached: Sequence[int], prompt: list[int]) -> int:
