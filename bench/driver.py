@@ -37,6 +37,7 @@ class ReplyRecord:
     prompt_tokens: int
     evaluated: int
     ideal: int
+    floor: int
     latency: float
     first_token: float
     prompt_seconds: float
@@ -171,6 +172,7 @@ async def _reply(
     if timings is None or timings.prompt_evaluated is None:
         raise RuntimeError(f"{backend.name} gave no timings for a reply")
     kept = {turn.id for turn in turns[len(turns) - stream.prompt.turns_kept:]}
+    message_turn = turns[-1]  # the mention itself: no strategy can read it before it arrives
     new_turns = [turn for turn in channel.pending if turn.id in kept]
     record = ReplyRecord(
         channel=message.channel,
@@ -178,6 +180,7 @@ async def _reply(
         prompt_tokens=timings.prompt_tokens or 0,
         evaluated=timings.prompt_evaluated,
         ideal=ideal.count(stream.prompt, new_turns),
+        floor=ideal.count(stream.prompt, [message_turn]),
         latency=latency,
         first_token=first if first is not None else latency,
         prompt_seconds=timings.prompt_seconds,

@@ -184,6 +184,23 @@ def _ratio_lines(report: Report) -> list[str]:
     return lines
 
 
+def _spread_lines(report: Report) -> list[str]:
+    lines = [
+        "| channels | troupe critical path / floor: mean / worst reply | floor tokens: median / p95 (p95/median) "
+        "| tokens generated: median / p95 | troupe latency: median / p95 (p95/median) |",
+        "|---|---|---|---|---|",
+    ]
+    for s in report.settings:
+        t = s.troupe
+        lines.append(
+            f"| {len(s.replay.channels)} | {_f(ratio(t.evaluated_mean, t.floor_mean), 2)} / "
+            f"{_f(t.worst_over_floor, 2)} | {_f(t.floor_median)} / {_f(t.floor_p95)} "
+            f"({_f(ratio(t.floor_p95, t.floor_median), 2)}) | {_f(t.generated_median)} / {_f(t.generated_p95)} "
+            f"| {_s(t.latency_median)} / {_s(t.latency_p95)} ({_f(ratio(t.latency_p95, t.latency_median), 2)}) |"
+        )
+    return lines
+
+
 def _warmup_lines(report: Report) -> list[str]:
     lines = [
         "| channels | mode | warm-up replies | read per warm-up reply (mean) | warm-up latency (median) "
@@ -277,6 +294,13 @@ def render(report: Report) -> str:
         "tokens p95/median (how uneven the new text per reply is in this replay), and the latency of "
         "replies that moved the window or switched channel with the others, to tell uneven input from "
         "re-read spikes. Per-reply records of the run are in `bench/out/` (not committed).", "",
+        "### Where the latency spread comes from", "",
+        "The *floor* of a reply is what any backend must read after the message that asks for it has "
+        "arrived: that message and the prompt's tail (`[Aria]:`), counted like the ideal. A critical path "
+        "of 1.00x the floor means Troupe read nothing else: no re-read, no catching up on others' messages. "
+        "What is left of the spread in latency is the spread of the mentions' lengths (floor tokens) and "
+        "of the replies' lengths (tokens generated), which no context strategy removes.", "",
+        *_spread_lines(report), "",
         "### Warm-up and totals", "", *_warmup_lines(report), "",
         "The last column is llama.cpp's own count (its perf counters), independent of the backend's "
         "bookkeeping: it should equal the tokens read plus those generated, less about one per reply (the "

@@ -51,6 +51,12 @@ class Summary:
     ideal_median: float
     ideal_p95: float
     worst_over_ideal: float
+    floor_mean: float
+    floor_median: float
+    floor_p95: float
+    worst_over_floor: float
+    generated_median: float
+    generated_p95: float
     latency_median: float
     latency_p95: float
     first_token_median: float
@@ -97,6 +103,12 @@ def summarise(run: ModeRun, *, first: int | None = None) -> Summary:
         ideal_median=_median([r.ideal for r in replies]),
         ideal_p95=percentile([r.ideal for r in replies], 95),
         worst_over_ideal=max((r.evaluated / r.ideal for r in replies if r.ideal), default=math.nan),
+        floor_mean=_mean([r.floor for r in replies]),
+        floor_median=_median([r.floor for r in replies]),
+        floor_p95=percentile([r.floor for r in replies], 95),
+        worst_over_floor=max((r.evaluated / r.floor for r in replies if r.floor), default=math.nan),
+        generated_median=_median([r.generated for r in replies]),
+        generated_p95=percentile([r.generated for r in replies], 95),
         latency_median=_median([r.latency for r in replies]),
         latency_p95=percentile([r.latency for r in replies], 95),
         first_token_median=_median([r.first_token for r in replies]),
