@@ -152,6 +152,8 @@ class Message:
     webhook_id: int | None = None
     username: str | None = None
     avatar_url: str | None = None
+    #: a webhook message's avatar hash: the webhook's own avatar when sent without ``avatar_url``
+    avatar: str | None = None
     application_id: int | None = None
     interaction: Any = field(default=None, repr=False)
     allowed_mentions: dict[str, Any] | None = None
@@ -180,7 +182,7 @@ class Message:
 
 @dataclass(eq=False)
 class Webhook:
-    """A channel webhook the bot created (id + token)."""
+    """A channel webhook the bot created (id + token); ``avatar`` is its avatar hash (None: default)."""
 
     id: int
     token: str

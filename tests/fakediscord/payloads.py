@@ -215,7 +215,7 @@ def _author_payload(message: Message) -> dict[str, Any]:
             "username": message.username or message.author.name,
             "discriminator": "0000",
             "global_name": None,
-            "avatar": None,
+            "avatar": message.avatar,
             "bot": True,
         }
     return user_payload(message.author)

@@ -1,4 +1,4 @@
-"""REST routes for channel webhooks: create, list, execute, and edit/delete their messages."""
+"""REST routes for channel webhooks: create, list, modify, execute, and edit/delete their messages."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .routes_interactions import (
     interaction_message_edit,
 )
 from .sending import edit_message_fields, new_message_fields
-from .validation import validate_webhook_name
+from .validation import decode_image_data, validate_webhook_name
 
 if TYPE_CHECKING:
     from .server import FakeDiscord
@@ -56,6 +56,32 @@ def register(fake: FakeDiscord) -> None:
             raise ApiError(401, 50027, "Invalid Webhook Token")
         return webhook
 
+    def by_id(request: web.Request) -> Webhook:
+        """A webhook addressed with the bot's token: the bot needs MANAGE_WEBHOOKS in its channel."""
+        webhook = world.webhooks.get(int(request.match_info["webhook_id"]))
+        if webhook is None:
+            raise unknown_webhook()
+        if not world.channel_permissions(webhook.channel, bot) & Perm.MANAGE_WEBHOOKS:
+            raise missing_permissions()
+        return webhook
+
+    def avatar_hash(body: dict[str, Any]) -> str | None:
+        """The avatar hash for a create/modify body's ``avatar`` (image data; null for the default)."""
+        return None if body.get("avatar") is None else world.avatar_hash(decode_image_data(body["avatar"], "avatar"))
+
+    def webhook_changes(body: dict[str, Any], *, authenticated: bool) -> dict[str, Any]:
+        """What a Modify Webhook body changes (name, avatar). The token route ignores ``channel_id``
+        like Discord; moving a webhook with the bot's token is not modelled and answered as such."""
+        if authenticated and body.get("channel_id") is not None:
+            raise ApiError(400, 0, "fake Discord does not model moving a webhook (channel_id)")
+        changes: dict[str, Any] = {}
+        if "name" in body:
+            validate_webhook_name(body["name"], "name")
+            changes["name"] = body["name"]
+        if "avatar" in body:
+            changes["avatar"] = avatar_hash(body)
+        return changes
+
     def is_interaction(request: web.Request) -> bool:
         return request.match_info["webhook_id"] == str(world.application_id)
 
@@ -81,8 +107,7 @@ def register(fake: FakeDiscord) -> None:
         validate_webhook_name(body.get("name"), "name")
         if sum(1 for w in world.webhooks.values() if w.channel is channel) >= MAX_WEBHOOKS_PER_CHANNEL:
             raise ApiError(400, 30007, "Maximum number of webhooks reached (15)")
-        avatar = "a" * 32 if body.get("avatar") else None
-        return world.webhook_payload(world.create_webhook(channel, body["name"], bot, avatar))
+        return world.webhook_payload(world.create_webhook(channel, body["name"], bot, avatar_hash(body)))
 
     async def list_channel(request: web.Request, record: RecordedRequest) -> Any:
         channel = managed_channel(request.match_info["channel_id"])
@@ -95,20 +120,27 @@ def register(fake: FakeDiscord) -> None:
         return [world.webhook_payload(w) for w in world.webhooks.values() if w.channel.guild is guild]
 
     async def get_by_id(request: web.Request, record: RecordedRequest) -> Any:
-        webhook = world.webhooks.get(int(request.match_info["webhook_id"]))
-        if webhook is None:
-            raise unknown_webhook()
-        if not world.channel_permissions(webhook.channel, bot) & Perm.MANAGE_WEBHOOKS:
-            raise missing_permissions()
-        return world.webhook_payload(webhook)
+        return world.webhook_payload(by_id(request))
+
+    async def edit_by_id(request: web.Request, record: RecordedRequest) -> Any:
+        webhook = by_id(request)
+        body = record.json if isinstance(record.json, dict) else {}
+        return world.webhook_payload(world.edit_webhook(webhook, **webhook_changes(body, authenticated=True)))
 
     async def delete_by_id(request: web.Request, record: RecordedRequest) -> Any:
-        await get_by_id(request, record)
-        del world.webhooks[int(request.match_info["webhook_id"])]
+        del world.webhooks[by_id(request).id]
         return None
 
     async def get_with_token(request: web.Request, record: RecordedRequest) -> Any:
         payload = world.webhook_payload(with_token(request))
+        payload.pop("user", None)
+        return payload
+
+    async def edit_with_token(request: web.Request, record: RecordedRequest) -> Any:
+        webhook = with_token(request)
+        body = record.json if isinstance(record.json, dict) else {}
+        world.edit_webhook(webhook, **webhook_changes(body, authenticated=False))
+        payload = world.webhook_payload(webhook)
         payload.pop("user", None)
         return payload
 
@@ -137,6 +169,7 @@ def register(fake: FakeDiscord) -> None:
             webhook_id=webhook.id,
             username=username,
             avatar_url=body.get("avatar_url"),
+            avatar=None if body.get("avatar_url") else webhook.avatar,
             application_id=webhook.application_id,
             **fields,
         )
@@ -175,9 +208,11 @@ def register(fake: FakeDiscord) -> None:
     api.add("GET", "/channels/{channel_id}/webhooks", list_channel)
     api.add("GET", "/guilds/{guild_id}/webhooks", list_guild)
     api.add("GET", "/webhooks/{webhook_id:\\d+}", get_by_id)
+    api.add("PATCH", "/webhooks/{webhook_id:\\d+}", edit_by_id)
     api.add("DELETE", "/webhooks/{webhook_id:\\d+}", delete_by_id)
     token_base = "/webhooks/{webhook_id:\\d+}/{token}"
     api.add("GET", token_base, get_with_token, auth=False)
+    api.add("PATCH", token_base, edit_with_token, auth=False)
     api.add("DELETE", token_base, delete_with_token, auth=False)
     api.add("POST", token_base, execute, auth=False)
     message_path = token_base + "/messages/{message_id}"

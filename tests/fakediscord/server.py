@@ -25,6 +25,7 @@ from .model import Attachment, Channel, Guild, Message, User
 from .payloads import message_payload
 from .permissions import DEFAULT_BOT_PERMISSIONS, Perm
 from .ratelimit import RateLimiter, rate_limited_error
+from .validation import MAX_IMAGE_DATA
 from .world import World
 
 __all__ = ["FakeDiscord", "API_BASE"]
@@ -69,7 +70,9 @@ class FakeDiscord:
         self.typing: list[tuple[int, float]] = []
         self.faults = FaultInjector()
         self.port: int | None = None
-        self._app = web.Application()
+        # room for the largest upload or image data Discord takes (base64 and multipart make it bigger),
+        # so the fake answers those limits itself instead of aiohttp's plain-text 413 at 1 MiB
+        self._app = web.Application(client_max_size=2 * max(max_upload, MAX_IMAGE_DATA))
         self.api = Api(self._app, API_BASE, self.token, self.faults)
         self.gateway = GatewayServer(
             self.world,

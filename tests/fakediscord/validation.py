@@ -1,7 +1,10 @@
-"""Validation of message, embed and webhook-name payloads, with Discord's error answers."""
+"""Validation of message, embed, webhook-name and image-data payloads, with Discord's error answers."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Any
 
 from .errors import ApiError, form_error
@@ -13,12 +16,23 @@ __all__ = [
     "validate_message_fields",
     "ensure_not_empty",
     "validate_webhook_name",
+    "MAX_IMAGE_DATA",
+    "decode_image_data",
 ]
 
 MAX_CONTENT = 2000
 MAX_EMBED_DESCRIPTION = 4096
 MAX_EMBEDS_TOTAL = 6000
 _EMBED_LIMITS = {"title": 256, "description": MAX_EMBED_DESCRIPTION}
+#: the largest image Discord takes as image data (avatars, icons): 10 MiB, refused with BINARY_TYPE_MAX_SIZE
+MAX_IMAGE_DATA = 10 * 1024 * 1024
+_IMAGE_DATA = re.compile(r"data:(?P<type>image/(?:png|jpeg|gif|webp));base64,(?P<data>.*)", re.DOTALL)
+_IMAGE_SIGNATURES: dict[str, tuple[tuple[int, bytes], ...]] = {  # (offset, bytes) that must all match
+    "image/png": ((0, b"\x89PNG\r\n\x1a\n"),),
+    "image/jpeg": ((0, b"\xff\xd8\xff"),),
+    "image/gif": ((0, b"GIF8"),),
+    "image/webp": ((0, b"RIFF"), (8, b"WEBP")),
+}
 
 
 def _check_length(field: str, value: Any, limit: int) -> int:
@@ -95,3 +109,25 @@ def validate_webhook_name(name: Any, field: str = "name") -> None:
             raise form_error(field, "USERNAME_INVALID_CONTAINS", f'Username cannot contain "{banned}"')
     if lowered.strip() in ("everyone", "here"):
         raise form_error(field, "USERNAME_INVALID", "Username is invalid")
+
+
+def _invalid_image(field: str) -> ApiError:
+    return form_error(field, "IMAGE_INVALID", "Invalid image data")
+
+
+def decode_image_data(value: Any, field: str) -> bytes:
+    """The bytes of Discord "image data": a ``data:image/{png,jpeg,gif,webp};base64,...`` URI whose
+    base64 decodes to an image of the stated type, at most :data:`MAX_IMAGE_DATA` bytes."""
+    match = _IMAGE_DATA.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise _invalid_image(field)
+    try:
+        data = base64.b64decode(match.group("data"), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _invalid_image(field) from exc
+    if len(data) > MAX_IMAGE_DATA:
+        raise form_error(field, "BINARY_TYPE_MAX_SIZE", f"File cannot be larger than {MAX_IMAGE_DATA / 1024:.1f} kb.")
+    signature = _IMAGE_SIGNATURES[match.group("type")]
+    if not all(data[offset:offset + len(magic)] == magic for offset, magic in signature):
+        raise _invalid_image(field)
+    return data

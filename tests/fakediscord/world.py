@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import secrets
 from collections.abc import Callable
@@ -388,11 +389,27 @@ class World:
             avatar=avatar,
         )
         self.webhooks[webhook.id] = webhook
+        self._webhooks_update(channel)
+        return webhook
+
+    def edit_webhook(self, webhook: Webhook, **changes: Any) -> Webhook:
+        """Apply ``changes`` (``name``, ``avatar`` hash) and dispatch WEBHOOKS_UPDATE."""
+        for key, value in changes.items():
+            setattr(webhook, key, value)
+        self._webhooks_update(webhook.channel)
+        return webhook
+
+    @staticmethod
+    def avatar_hash(image: bytes) -> str:
+        """The hash Discord gives an uploaded avatar (32 hex digits; ``a_`` first for an animated GIF)."""
+        digest = hashlib.blake2b(image, digest_size=16).hexdigest()
+        return f"a_{digest}" if image.startswith(b"GIF8") else digest
+
+    def _webhooks_update(self, channel: Channel) -> None:
         guild = channel.guild
         if guild is not None:
             data = {"guild_id": str(guild.id), "channel_id": str(channel.id)}
             self.emit(Event("WEBHOOKS_UPDATE", data, Intents.GUILD_WEBHOOKS, guild.id))
-        return webhook
 
     def webhook_payload(self, webhook: Webhook) -> dict[str, Any]:
         """The JSON object for ``webhook``."""
