@@ -1,7 +1,10 @@
 """The Discord I/O helpers the cogs share: messages into turns, replies out as the character.
 
 Replies go through a channel webhook (the character's name and avatar) when the
-bot may manage webhooks, else as the bot with the character's name in bold.
+bot may manage webhooks, else as the bot with the character's name in bold. An
+avatar URL goes with each message; a character whose avatar is a PNG becomes the
+webhook's own avatar before it speaks (uploaded only when it changes; a refused
+upload never stops a reply).
 Streaming edits are throttled, long replies continue in new messages split at a
 natural boundary, and nothing sent can ping anyone. A refused typing indicator, a
 webhook someone deleted or a replied-to message deleted meanwhile never stops a reply.
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import time
@@ -19,6 +23,7 @@ from typing import Any, TypeVar
 
 import discord
 
+from bot.cards.model import Character
 from bot.prompt.types import Turn
 from bot.store import Store
 from bot.text import DISCORD_LIMIT, defuse_mentions, split_point
@@ -130,6 +135,17 @@ async def _unbroken(work: Awaitable[T]) -> T:
     return await asyncio.shield(task)
 
 
+def _webhook_channel(channel: discord.abc.Messageable) -> discord.abc.Snowflake:
+    """The channel whose webhook posts in ``channel`` (a thread's parent)."""
+    parent = channel.parent if isinstance(channel, discord.Thread) else None
+    return parent if parent is not None else channel  # type: ignore[return-value]
+
+
+def _avatar_hash(png: bytes | None) -> str | None:
+    """What the store remembers of an avatar set on a webhook (None: Discord's default)."""
+    return None if png is None else hashlib.sha256(png).hexdigest()
+
+
 def _bot_display(message: discord.Message, bot_user_id: int) -> str:
     for user in message.mentions:
         if user.id == bot_user_id:
@@ -138,11 +154,17 @@ def _bot_display(message: discord.Message, bot_user_id: int) -> str:
 
 
 class Speaker:
-    """How a reply appears: the character's name and avatar."""
+    """How a reply appears: the character's name and avatar (an http(s) URL, or PNG bytes)."""
 
-    def __init__(self, name: str, avatar_url: str | None = None) -> None:
+    def __init__(self, name: str, avatar_url: str | None = None, avatar_png: bytes | None = None) -> None:
         self.name = name[:80]
         self.avatar_url = avatar_url
+        self.avatar_png = avatar_png
+
+    @classmethod
+    def of(cls, character: Character) -> Speaker:
+        """The character as it speaks."""
+        return cls(character.display_name, character.avatar, character.avatar_png)
 
     @property
     def webhook_ok(self) -> bool:
@@ -160,6 +182,8 @@ class Webhooks:
         self._store = store
         self._refused: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}  # one creation at a time per channel
+        self._posting: dict[int, asyncio.Lock] = {}  # per webhook: its avatar stays put until the post is made
+        self._refused_avatars: set[tuple[int, str | None]] = set()  # (webhook id, avatar) Discord refused
         self.known_ids: set[int] = set()
 
     async def for_channel(self, channel: discord.abc.Messageable) -> tuple[discord.Webhook, discord.abc.Snowflake | None] | None:
@@ -194,11 +218,52 @@ class Webhooks:
         self.known_ids.add(hook.id)
         return hook
 
+    @contextlib.asynccontextmanager
+    async def speaking(
+        self, channel: discord.abc.Messageable, hook: discord.Webhook, speaker: Speaker
+    ) -> AsyncIterator[None]:
+        """Post through ``hook`` as ``speaker`` in the body: without an avatar URL the webhook's own
+        avatar shows, so it is set to the speaker's PNG (or back to the default) first, and no other
+        post through that webhook can change it until this one is made."""
+        if speaker.avatar_url:
+            yield
+            return
+        async with self._posting.setdefault(hook.id, asyncio.Lock()):
+            await self._show_avatar(channel, hook, speaker.avatar_png)
+            yield
+
+    async def _show_avatar(self, channel: discord.abc.Messageable, hook: discord.Webhook, png: bytes | None) -> None:
+        """Make ``png`` (None: Discord's default) the webhook's avatar unless the store says it
+        already is or Discord refused it before."""
+        target = _webhook_channel(channel)
+        wanted = _avatar_hash(png)
+        saved = await self._store.webhook(target.id)
+        current = saved.avatar_hash if saved is not None and saved.webhook_id == hook.id else None
+        if wanted == current or (hook.id, wanted) in self._refused_avatars:
+            return
+        if await self._upload_avatar(channel, hook, png, wanted):
+            await self._store.set_webhook_avatar(target.id, hook.id, wanted)
+
+    async def _upload_avatar(
+        self, channel: discord.abc.Messageable, hook: discord.Webhook, png: bytes | None, wanted: str | None
+    ) -> bool:
+        """Set the webhook's avatar; a failure is logged (and a refusal remembered), never raised."""
+        try:
+            await hook.edit(avatar=png, reason="Troupe: the character's avatar", prefer_auth=False)
+        except discord.HTTPException as exc:  # a 429 or 5xx only comes after discord.py's own retries
+            if exc.status in (400, 403):  # refused for good (a deleted webhook is replaced by the send)
+                self._refused_avatars.add((hook.id, wanted))
+            log.warning("Could not set the webhook avatar in %s (%s); posting without it", channel, exc)
+            return False
+        except ValueError as exc:  # not an image type Discord takes
+            self._refused_avatars.add((hook.id, wanted))
+            log.warning("Avatar for the webhook in %s refused (%s); posting without it", channel, exc)
+            return False
+        return True
+
     async def forget(self, channel: discord.abc.Messageable) -> None:
         """Drop a webhook that stopped working (deleted by someone); the next reply makes a new one."""
-        target = channel.parent if isinstance(channel, discord.Thread) else channel
-        if target is not None:
-            await self._store.forget_webhook(target.id)  # type: ignore[union-attr]
+        await self._store.forget_webhook(_webhook_channel(channel).id)
 
     async def delete(self, message: discord.Message) -> None:
         """Delete one of the bot's replies: through its webhook when it came from one."""
@@ -212,9 +277,7 @@ class Webhooks:
 
     def refuse(self, channel: discord.abc.Messageable) -> None:
         """Stop trying webhooks in a channel, or a thread's channel (permission was taken away)."""
-        target = channel.parent if isinstance(channel, discord.Thread) else channel
-        if target is not None:
-            self._refused.add(target.id)  # type: ignore[union-attr]
+        self._refused.add(_webhook_channel(channel).id)
 
 
 class ReplyWriter:
@@ -350,14 +413,16 @@ class ReplyWriter:
                 break
             hook, thread = self._hook
             try:
-                return await hook.send(
-                    self._content(body),
-                    username=self.speaker.name,
-                    avatar_url=self.speaker.avatar_url or discord.utils.MISSING,
-                    allowed_mentions=NO_PINGS,
-                    wait=True,
-                    **({"thread": thread} if thread is not None else {}),
-                )
+                assert self.webhooks is not None  # a hook only ever comes from them
+                async with self.webhooks.speaking(self.channel, hook, self.speaker):
+                    return await hook.send(
+                        self._content(body),
+                        username=self.speaker.name,
+                        avatar_url=self.speaker.avatar_url or discord.utils.MISSING,
+                        allowed_mentions=NO_PINGS,
+                        wait=True,
+                        **({"thread": thread} if thread is not None else {}),
+                    )
             except discord.NotFound:
                 log.info("The webhook in %s was deleted; %s", self.channel,
                          "making a new one" if attempt == 0 else "replying as the bot")

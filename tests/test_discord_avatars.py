@@ -1,26 +1,184 @@
-"""The strict fake Discord's Modify Webhook: image data validated like Discord."""
+"""Character avatars on webhook replies: a URL goes with each message, a PNG becomes the
+webhook's own avatar (set once per change, remembered across restarts). The real bot and
+real discord.py against the strict fake Discord, which validates image data like Discord."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from discord_harness import World, build_world
-from fakediscord import FakeDiscord
-from fakediscord.model import Webhook
+from discord_harness import World, build_world, make_config, running_bot
+from fakediscord import FakeDiscord, RecordedRequest
+from fakediscord.model import Message, Webhook
 from fakediscord.permissions import Perm
 from fakediscord.validation import MAX_IMAGE_DATA
 
+from bot.backends.scripted import ScriptedBackend
 from bot.cards.avatar import placeholder_png
+from bot.config import Config
 
 pytestmark = [pytest.mark.discord, pytest.mark.timeout(60)]
+
+VALE_URL = "https://example.com/vale.png"
 
 
 @pytest.fixture
 def world(fake_discord: FakeDiscord) -> World:
     return build_world(fake_discord)
+
+
+def avatar_config(fake: FakeDiscord, tmp_path: Path, default: str) -> Config:
+    """The bundled cards (Professor Quill is a PNG card) plus Mira, whose avatar is a PNG file
+    next to her YAML card, and Vale, whose avatar is a URL."""
+    config = make_config(fake, tmp_path, default_character=default)
+    folder = tmp_path / "characters"
+    (folder / "mira.png").write_bytes(placeholder_png("Mira", size=64))
+    (folder / "mira.yaml").write_text("name: Mira\npersona: A ferry pilot.\navatar: mira.png\n"
+                                      "greeting: Mind the gap, friends.\n")
+    (folder / "vale.yaml").write_text(f"name: Vale\npersona: A lamplighter.\navatar: {VALE_URL}\n")
+    return config
+
+
+def avatar_edits(fake: FakeDiscord) -> list[RecordedRequest]:
+    """Every Modify Webhook request (either route)."""
+    return [r for r in fake.requests
+            if r.method == "PATCH" and r.path.startswith("/webhooks/") and r.path.count("/") <= 3]
+
+
+def the_webhook(fake: FakeDiscord) -> Webhook:
+    [hook] = fake.world.webhooks.values()
+    return hook
+
+
+def png_hash(fake: FakeDiscord, tmp_path: Path, file: str) -> str:
+    """The avatar hash the fake gives a card's image (a PNG card is its own avatar)."""
+    return fake.world.avatar_hash((tmp_path / "characters" / file).read_bytes())
+
+
+def spoken(fake: FakeDiscord, channel: Any) -> list[Message]:
+    """What the characters said in ``channel`` (through the webhook; not the bot's command answers)."""
+    return [m for m in fake.sent_by_bot(channel) if m.webhook_id is not None]
+
+
+async def replies(fake: FakeDiscord, channel: Any, count: int, timeout: float = 10.0) -> list[Message]:
+    return await fake.wait_for(lambda: (m := spoken(fake, channel)) and len(m) >= count and m, timeout)
+
+
+async def test_png_avatar_is_set_on_the_webhook_once_and_shows_on_every_reply(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    config = avatar_config(fake_discord, tmp_path, "Professor Quill")
+    backend = ScriptedBackend([["Hoot."], ["Indeed."], ["Quite so."]])
+    async with running_bot(fake_discord, config, backend):
+        await fake_discord.user_says(world.channel, world.alice, "professor?", mention_bot=True)
+        await replies(fake_discord, world.channel, 1)
+        await fake_discord.user_says(world.channel, world.alice, "and then?", mention_bot=True)
+        await replies(fake_discord, world.channel, 2)
+    async with running_bot(fake_discord, config, backend):  # a restart does not upload it again
+        await fake_discord.user_says(world.channel, world.alice, "still there?", mention_bot=True)
+        posted = await replies(fake_discord, world.channel, 3)
+    quill = png_hash(fake_discord, tmp_path, "professor-quill.png")
+    [edit] = avatar_edits(fake_discord)
+    assert edit.status == 200 and edit.json["avatar"].startswith("data:image/png;base64,")
+    assert the_webhook(fake_discord).avatar == quill
+    assert [(m.username, m.avatar, m.avatar_url) for m in posted] == [("Professor Quill", quill, None)] * 3
+    executes = [r for r in fake_discord.requests if r.method == "POST" and r.path.startswith("/webhooks/")]
+    assert executes and all("avatar_url" not in (r.json or {}) for r in executes)
+
+
+async def test_switching_to_another_png_character_changes_the_webhook_avatar(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    backend = ScriptedBackend([["Hoot."], ["All aboard."]])
+    async with running_bot(fake_discord, avatar_config(fake_discord, tmp_path, "Professor Quill"), backend):
+        await fake_discord.user_says(world.channel, world.alice, "professor?", mention_bot=True)
+        await replies(fake_discord, world.channel, 1)
+        await fake_discord.invoke(world.channel, world.alice, "character", subcommand="set", options={"name": "Mira"})
+        await replies(fake_discord, world.channel, 2)  # Mira's greeting
+        await fake_discord.user_says(world.channel, world.alice, "where to?", mention_bot=True)
+        posted = await replies(fake_discord, world.channel, 3)
+    quill = png_hash(fake_discord, tmp_path, "professor-quill.png")
+    mira = png_hash(fake_discord, tmp_path, "mira.png")
+    assert [(m.username, m.avatar) for m in posted] == [("Professor Quill", quill), ("Mira", mira), ("Mira", mira)]
+    assert len(avatar_edits(fake_discord)) == 2 and the_webhook(fake_discord).avatar == mira
+
+
+async def test_url_avatar_goes_with_each_message_and_the_webhook_is_left_alone(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    backend = ScriptedBackend([["Lamps lit."]])
+    async with running_bot(fake_discord, avatar_config(fake_discord, tmp_path, "Vale"), backend):
+        await fake_discord.user_says(world.channel, world.alice, "light?", mention_bot=True)
+        [reply] = await replies(fake_discord, world.channel, 1)
+    assert (reply.username, reply.avatar_url, reply.avatar) == ("Vale", VALE_URL, None)
+    assert avatar_edits(fake_discord) == [] and the_webhook(fake_discord).avatar is None
+
+
+async def test_character_without_avatar_resets_the_webhook_to_the_default(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    backend = ScriptedBackend([["Hoot."], ["Stew's on."]])
+    async with running_bot(fake_discord, avatar_config(fake_discord, tmp_path, "Professor Quill"), backend) as bot:
+        await fake_discord.user_says(world.channel, world.alice, "professor?", mention_bot=True)
+        await replies(fake_discord, world.channel, 1)
+        await bot.store.set_channel_character(world.channel.id, "Aria")  # Aria's card has no avatar
+        await fake_discord.user_says(world.channel, world.alice, "food?", mention_bot=True)
+        posted = await replies(fake_discord, world.channel, 2)
+    assert [m.avatar is None for m in posted] == [False, True]  # not the professor's face on Aria
+    assert [e.json["avatar"] is None for e in avatar_edits(fake_discord)] == [False, True]
+
+
+async def test_refused_avatar_edit_still_posts_the_reply_and_is_not_retried(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    fake_discord.fail_next("PATCH", "/webhooks/*", 403, code=50013, message="Missing Permissions")
+    backend = ScriptedBackend([["Hoot."], ["Indeed."]])
+    async with running_bot(fake_discord, avatar_config(fake_discord, tmp_path, "Professor Quill"), backend):
+        await fake_discord.user_says(world.channel, world.alice, "professor?", mention_bot=True)
+        await replies(fake_discord, world.channel, 1)
+        await fake_discord.user_says(world.channel, world.alice, "and then?", mention_bot=True)
+        posted = await replies(fake_discord, world.channel, 2)
+    assert [(m.content, m.username, m.avatar) for m in posted] == [
+        ("Hoot.", "Professor Quill", None), ("Indeed.", "Professor Quill", None)
+    ]
+    assert [e.status for e in avatar_edits(fake_discord)] == [403]
+
+
+async def test_rate_limited_avatar_edit_is_retried_before_the_reply(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    fake_discord.fail_next("PATCH", "/webhooks/*", 429, retry_after=0.1)
+    backend = ScriptedBackend([["Hoot."]])
+    async with running_bot(fake_discord, avatar_config(fake_discord, tmp_path, "Professor Quill"), backend):
+        await fake_discord.user_says(world.channel, world.alice, "professor?", mention_bot=True)
+        [reply] = await replies(fake_discord, world.channel, 1)
+    assert [e.status for e in avatar_edits(fake_discord)] == [429, 200]
+    assert reply.avatar == png_hash(fake_discord, tmp_path, "professor-quill.png")
+
+
+async def test_thread_and_its_channel_share_one_webhook_without_mixing_avatars(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    backend = ScriptedBackend([["Hoot."], ["All aboard."]] * 3)
+    async with running_bot(fake_discord, avatar_config(fake_discord, tmp_path, "Professor Quill"), backend) as bot:
+        thread = world.channel.add_thread("ferry")
+        await bot.store.set_channel_character(thread.id, "Mira")
+        for round_ in range(1, 4):  # the channel and the thread answer at the same time
+            await asyncio.gather(
+                fake_discord.user_says(world.channel, world.alice, f"professor {round_}?", mention_bot=True),
+                fake_discord.user_says(thread, world.alice, f"pilot {round_}?", mention_bot=True),
+            )
+            in_channel = await replies(fake_discord, world.channel, round_)
+            in_thread = await replies(fake_discord, thread, round_)
+    quill = png_hash(fake_discord, tmp_path, "professor-quill.png")
+    mira = png_hash(fake_discord, tmp_path, "mira.png")
+    assert len(fake_discord.world.webhooks) == 1  # the thread posts through its channel's webhook
+    assert [(m.username, m.avatar) for m in in_channel] == [("Professor Quill", quill)] * 3
+    assert [(m.username, m.avatar) for m in in_thread] == [("Mira", mira)] * 3
 
 
 # -- the fake's Modify Webhook ------------------------------------------------------------------

@@ -73,7 +73,7 @@ class CharactersCog(commands.GroupCog, group_name="character", group_description
         ).strip()
         if greeting and isinstance(channel, discord.abc.Messageable):
             writer = ReplyWriter(
-                channel, Speaker(character.display_name, character.avatar),
+                channel, Speaker.of(character),
                 webhooks=self.bot.webhooks if self.bot.config.discord.reply_as == "webhook" else None,
             )
             await writer.send_whole(greeting)

@@ -191,7 +191,7 @@ class ChatCog(commands.Cog):
         if character is None:
             return None
         writer = ReplyWriter(
-            channel, Speaker(character.display_name, character.avatar),
+            channel, Speaker.of(character),
             webhooks=self.bot.webhooks if self.bot.config.discord.reply_as == "webhook" else None,
             edit_interval=self.bot.config.discord.edit_interval,
             reply_to=trigger,
