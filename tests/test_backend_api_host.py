@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from bot.backends.api_host import ApiHostBackend
@@ -11,7 +9,7 @@ from bot.backends.base import ChatMessage, Sampling
 from bot.errors import BackendHTTPError, BackendProtocolError, BackendUnavailable
 from tests.fakes.api_host import FakeApiHost
 from tests.fakes.server import Misbehaviour
-from tests.fakes.streams import http_backend, reply
+from tests.fakes.streams import fake_and_backend, http_backend, reply
 
 
 def make(url: str, **fields: object) -> ApiHostBackend:
@@ -19,17 +17,7 @@ def make(url: str, **fields: object) -> ApiHostBackend:
     return http_backend("api_host", url, **fields)  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeApiHost]:
-    async with FakeApiHost() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def backend(server: FakeApiHost) -> AsyncIterator[ApiHostBackend]:
-    backend = make(server.url, retries=0, repo_id="org/model-GGUF", file_name="model.Q4_K_M.gguf", n_ctx=4096)
-    yield backend
-    await backend.aclose()
+server, backend = fake_and_backend(FakeApiHost, make, repo_id="org/model-GGUF", file_name="model.Q4_K_M.gguf", n_ctx=4096)
 
 
 async def test_reply_arrives_in_one_piece_then_done(server, backend):

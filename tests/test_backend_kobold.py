@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,24 +11,14 @@ from bot.backends.kobold import KoboldBackend
 from bot.errors import BackendProtocolError, BackendUnavailable
 from tests.fakes.kobold import FakeKoboldServer
 from tests.fakes.server import Misbehaviour
-from tests.fakes.streams import collect, http_backend, reply
+from tests.fakes.streams import fake_and_backend, collect, http_backend, reply
 
 
 def make(url: str, **fields: object) -> KoboldBackend:
     return http_backend("kobold", url, **fields)  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeKoboldServer]:
-    async with FakeKoboldServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def backend(server: FakeKoboldServer) -> AsyncIterator[KoboldBackend]:
-    backend = make(server.url, retries=0)
-    yield backend
-    await backend.aclose()
+server, backend = fake_and_backend(FakeKoboldServer, make)
 
 
 async def test_stream_yields_the_tokens_then_the_finish_reason(server, backend):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,24 +11,14 @@ from bot.backends.llama_server import LlamaServerBackend, SlotMap
 from bot.errors import BackendHTTPError, BackendProtocolError, BackendUnavailable, ContextOverflow
 from tests.fakes.llama_server import FakeLlamaServer
 from tests.fakes.server import Misbehaviour, fake_tokenize
-from tests.fakes.streams import http_backend, reply
+from tests.fakes.streams import fake_and_backend, http_backend, reply
 
 
 def make(url: str, **fields: object) -> LlamaServerBackend:
     return http_backend("llama_server", url, **fields)  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeLlamaServer]:
-    async with FakeLlamaServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def backend(server: FakeLlamaServer) -> AsyncIterator[LlamaServerBackend]:
-    backend = make(server.url, retries=0)
-    yield backend
-    await backend.aclose()
+server, backend = fake_and_backend(FakeLlamaServer, make)
 
 
 async def test_stream_yields_the_text_then_a_final_chunk_with_server_timings(server, backend):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from bot.backends.base import Sampling
@@ -11,7 +9,7 @@ from bot.backends.ollama import MAX_AUTO_CONTEXT, OllamaBackend
 from bot.errors import BackendError, BackendHTTPError, BackendProtocolError, BackendUnavailable
 from tests.fakes.ollama import FakeOllamaServer
 from tests.fakes.server import Misbehaviour
-from tests.fakes.streams import http_backend, reply
+from tests.fakes.streams import fake_and_backend, http_backend, reply
 
 
 def make(url: str, **fields: object) -> OllamaBackend:
@@ -19,17 +17,7 @@ def make(url: str, **fields: object) -> OllamaBackend:
     return http_backend("ollama", url, **fields)  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeOllamaServer]:
-    async with FakeOllamaServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def backend(server: FakeOllamaServer) -> AsyncIterator[OllamaBackend]:
-    backend = make(server.url, retries=0)
-    yield backend
-    await backend.aclose()
+server, backend = fake_and_backend(FakeOllamaServer, make)
 
 
 async def test_stream_yields_the_text_then_ollamas_counters_as_timings(server, backend):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
 
 import pytest
 
@@ -11,24 +11,14 @@ from bot.backends.base import GenerationRequest, Sampling
 from bot.backends.ooba import OobaBackend
 from bot.errors import BackendHTTPError
 from tests.fakes.openai import FakeOpenAIServer
-from tests.fakes.streams import collect, http_backend, reply
+from tests.fakes.streams import fake_and_backend, collect, http_backend, reply
 
 
 def make(url: str, **fields: object) -> OobaBackend:
     return http_backend("ooba", url, **fields)  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeOpenAIServer]:
-    async with FakeOpenAIServer(ooba=True) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def backend(server: FakeOpenAIServer) -> AsyncIterator[OobaBackend]:
-    backend = make(server.url, retries=0)
-    yield backend
-    await backend.aclose()
+server, backend = fake_and_backend(functools.partial(FakeOpenAIServer, ooba=True), make)
 
 
 async def test_generation_uses_the_webuis_sampler_names(server, backend):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,24 +11,14 @@ from bot.backends.openai import OpenAIBackend
 from bot.errors import BackendHTTPError, BackendProtocolError, ContextOverflow
 from tests.fakes.openai import FakeOpenAIServer
 from tests.fakes.server import Misbehaviour, fake_tokenize
-from tests.fakes.streams import http_backend, reply
+from tests.fakes.streams import fake_and_backend, http_backend, reply
 
 
 def make(url: str, **fields: object) -> OpenAIBackend:
     return http_backend("openai", url, **fields)  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeOpenAIServer]:
-    async with FakeOpenAIServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def backend(server: FakeOpenAIServer) -> AsyncIterator[OpenAIBackend]:
-    backend = make(server.url, retries=0)
-    yield backend
-    await backend.aclose()
+server, backend = fake_and_backend(FakeOpenAIServer, make)
 
 
 async def test_completions_stream_the_text_then_usage_as_timings(server, backend):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import pytest
 from pydantic import TypeAdapter
 
 from bot.backends.base import Backend, Chunk, GenerationRequest
 from bot.backends.registry import create_backend
 from bot.config import BackendConfig
 
-__all__ = ["collect", "reply"]
+__all__ = ["collect", "reply", "http_backend", "fake_and_backend"]
 
 
 async def collect(chunks: AsyncIterator[Chunk]) -> tuple[str, Chunk]:
@@ -37,3 +39,24 @@ def http_backend(kind: str, url: str, **fields: object) -> Any:
     backend = create_backend(config)
     backend.retry_delay = 0.01
     return backend
+
+
+def fake_and_backend(
+    fake: Callable[[], AbstractAsyncContextManager[Any]], make: Callable[..., Any], **fields: object
+) -> tuple[Any, Any]:
+    """The ``server`` and ``backend`` fixtures of a backend's tests: a fresh fake server, and
+    ``make(url, retries=0, **fields)`` at its URL (no retries, so a fault shows at once). Use as
+    ``server, backend = fake_and_backend(FakeKoboldServer, make)``."""
+
+    @pytest.fixture
+    async def server() -> AsyncIterator[Any]:
+        async with fake() as running:
+            yield running
+
+    @pytest.fixture
+    async def backend(server: Any) -> AsyncIterator[Any]:
+        built = make(server.url, retries=0, **fields)
+        yield built
+        await built.aclose()
+
+    return server, backend
