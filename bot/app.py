@@ -25,13 +25,15 @@ from bot.cards.model import Character
 from bot.chat import ChatService
 from bot.config import Config
 from bot.discord_io import NO_PINGS, Webhooks
-from bot.errors import BotError, ConfigError
+from bot.errors import BotError, CardError, ConfigError
 from bot.scheduling import ChannelScheduler, Cooldowns
 from bot.store import Store
 
 __all__ = ["TroupeBot", "run_bot", "point_discord_at", "check_token"]
 
 log = logging.getLogger(__name__)
+
+_WATCH_OFF_RECHECK = 5.0  # seconds: how soon a watch turned on by /config reload starts
 
 class TroupeBot(commands.Bot):
     """Troupe on Discord. Everything it uses is handed in; nothing is global."""
@@ -71,6 +73,7 @@ class TroupeBot(commands.Bot):
         self.cooldowns = Cooldowns(config.discord.user_cooldown)
         self.inflight: set[asyncio.Task[object]] = set()  # message handlers running now
         self._prewarming: asyncio.Task[int] | None = None
+        self._watching: asyncio.Task[None] | None = None
 
     @property
     def backend(self) -> Backend:
@@ -93,6 +96,7 @@ class TroupeBot(commands.Bot):
             synced = await self.tree.sync()
             log.info("Synced %d slash commands", len(synced))
         self._prewarming = asyncio.create_task(self.prewarm_channels())
+        self._watching = asyncio.create_task(self.watch_characters())
 
     async def prewarm_channels(self, limit: int = 4) -> int:
         """Read the active channels' card prefixes into the backend before anyone mentions us."""
@@ -110,6 +114,30 @@ class TroupeBot(commands.Bot):
                 warmed += 1
                 log.info("Pre-warmed channel %s (%s, %d tokens)", state.channel_id, character.name, read)
         return warmed
+
+    async def watch_characters(self) -> None:
+        """Reload the cards whenever the characters folder changes (looked at every
+        ``characters_watch`` seconds), so a card dropped in is live without a restart."""
+        while True:
+            interval = self.config.characters_watch
+            await asyncio.sleep(interval or _WATCH_OFF_RECHECK)
+            try:
+                if interval and await asyncio.to_thread(self.library.changed):
+                    await self.reload_characters()
+            except Exception:  # the watch must outlive any one bad look at the folder
+                log.exception("Could not reload the characters folder")
+
+    async def reload_characters(self) -> list[CardError]:
+        """Read the characters folder again; logs who came and went and the cards that failed."""
+        before = set(self.library.names())
+        errors = await asyncio.to_thread(self.library.reload)
+        after = set(self.library.names())
+        if after != before:
+            log.info("Characters reloaded: added %s; removed %s",
+                     ", ".join(sorted(after - before)) or "none", ", ".join(sorted(before - after)) or "none")
+        for error in errors:
+            log.warning("Skipped card: %s", error)
+        return errors
 
     async def on_message(self, message: discord.Message) -> None:
         """Mentions are handled by the chat cog; there are no prefix commands."""
@@ -153,8 +181,9 @@ class TroupeBot(commands.Bot):
 
     async def close(self) -> None:
         """Cancel running generations and handlers, then disconnect."""
-        if self._prewarming is not None:
-            self._prewarming.cancel()
+        for background in (self._prewarming, self._watching):
+            if background is not None:
+                background.cancel()
         handlers = [t for t in self.inflight if t is not asyncio.current_task()]
         for task in handlers:
             task.cancel()

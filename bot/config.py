@@ -290,6 +290,8 @@ class Config(Strict):
 
     backend: BackendConfig = Field(default_factory=LlamaCppConfig)
     characters_dir: str = "characters"
+    #: seconds between looks at ``characters_dir`` for cards added, changed or removed (0: never)
+    characters_watch: float = Field(5.0, ge=0)
     default_character: str | None = None
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)

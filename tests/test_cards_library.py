@@ -218,3 +218,32 @@ def test_import_with_an_unusable_file_name_uses_the_character_name(library: Char
 def test_import_leaves_no_temporary_files(library: CharacterLibrary, folder: Path) -> None:
     library.import_card(_v2("Tidy"), "tidy.json")
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_changed_notices_cards_added_edited_and_removed(tmp_path: Path) -> None:
+    (tmp_path / "nova.json").write_bytes(_v2("Nova"))
+    library = CharacterLibrary(tmp_path)
+    library.load()
+    assert not library.changed()
+    (tmp_path / "orin.json").write_bytes(_v2("Orin"))
+    assert library.changed()
+    library.reload()
+    assert not library.changed() and "Orin" in library
+    (tmp_path / "orin.json").write_bytes(_v2("Orin", description="Now with a longer description."))
+    assert library.changed()
+    library.reload()
+    (tmp_path / "nova.json").unlink()
+    assert library.changed()
+    library.reload()
+    assert library.names() == ["Orin"] and not library.changed()
+
+
+def test_changed_ignores_dot_files_and_survives_a_missing_folder(tmp_path: Path) -> None:
+    library = CharacterLibrary(tmp_path / "cards")
+    library.load()
+    assert not library.changed()
+    (tmp_path / "cards").mkdir()
+    (tmp_path / "cards" / ".nova.json.swp").write_bytes(b"editor scratch")
+    assert not library.changed()
+    (tmp_path / "cards" / "nova.json").write_bytes(_v2("Nova"))
+    assert library.changed()

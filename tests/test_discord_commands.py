@@ -249,3 +249,21 @@ async def test_stats_shows_each_pool_member(fake_discord: FakeDiscord, world: Wo
     finally:
         await pool.aclose()
     assert "member gpu-a: up" in text and "member gpu-b: up" in text and "1 served" in text
+
+
+async def test_cards_dropped_into_the_folder_go_live_without_a_restart(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(fake_discord, tmp_path, characters_watch=0.05)
+    folder = tmp_path / "characters"
+    async with running_bot(fake_discord, config, ScriptedBackend()) as bot:
+        (folder / "nova.yaml").write_text("name: Nova\ndescription: A star pilot who answers in short bursts.\n")
+        (folder / "broken.json").write_text("{not json")
+        await fake_discord.wait_for(lambda: "Nova" in bot.library)
+        interaction = await fake_discord.invoke(world.channel, world.alice, "character", subcommand="list")
+        text = await answered(fake_discord, interaction)
+        assert "Nova" in text and "Aria" in text  # the broken card is skipped, the others stay
+        assert any("broken.json" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+        (folder / "nova.yaml").unlink()
+        await fake_discord.wait_for(lambda: "Nova" not in bot.library)
+        assert "Aria" in bot.library

@@ -23,6 +23,7 @@ __all__ = ["CharacterLibrary"]
 log = logging.getLogger(__name__)
 
 _TEXT_SUFFIXES = (".json", ".yaml", ".yml")
+_Fingerprint = tuple[tuple[str, int, int], ...]  # (file name, mtime, size) of each file in the folder
 _FORMAT_SUFFIX = {"png": ".png", "charx": ".charx", "json": ".json", "yaml": ".yaml"}
 
 
@@ -60,6 +61,7 @@ class CharacterLibrary:
         self.errors: list[CardError] = []
         self._index = _Index()
         self._lock = threading.RLock()
+        self._seen: _Fingerprint | None = None  # the folder as it was when last read
 
     # ------------------------------------------------------------------ loading
 
@@ -67,6 +69,7 @@ class CharacterLibrary:
         """(Re)read every card in the folder; returns the problems (also in ``errors``)."""
         index = _Index()
         errors: list[CardError] = []
+        seen = self._fingerprint()  # taken first: a file written during the scan shows as a change later
         if not self.directory.is_dir():
             errors.append(CardError(self.directory, "characters folder not found"))
         else:
@@ -74,6 +77,7 @@ class CharacterLibrary:
         with self._lock:
             self._index = index
             self.errors = errors
+            self._seen = seen
         log.info("loaded %d character(s) from %s", len(index.by_key), self.directory)
         for error in errors:
             log.warning("character card skipped: %s", error)
@@ -82,6 +86,27 @@ class CharacterLibrary:
     def reload(self) -> list[CardError]:
         """Same as :meth:`load`: the folder is read again and replaces what was loaded."""
         return self.load()
+
+    def changed(self) -> bool:
+        """Whether a file in the folder was added, removed or modified since it was last read
+        (a few ``stat`` calls: cheap enough to ask every few seconds)."""
+        return self._fingerprint() != self._seen
+
+    def _fingerprint(self) -> _Fingerprint:
+        try:
+            entries = list(self.directory.iterdir())
+        except OSError:
+            return ()
+        found = []
+        for path in entries:
+            if path.name.startswith("."):
+                continue
+            try:
+                stat = path.stat()
+            except OSError:  # removed meanwhile
+                continue
+            found.append((path.name, stat.st_mtime_ns, stat.st_size))
+        return tuple(sorted(found))
 
     def _scan(self, index: _Index, errors: list[CardError]) -> None:
         files = sorted(

@@ -94,7 +94,7 @@ class AdminCog(commands.Cog):
                                             ephemeral=True)
             return
         pending = self.bot.apply_config(config)
-        errors = await asyncio.to_thread(self.bot.library.reload)
+        errors = await self.bot.reload_characters()
         note = f"\nNeeds a restart to apply: {', '.join(pending)}." if pending else ""
         bad = f"\n{len(errors)} card(s) could not load: " + "; ".join(str(e) for e in errors)[:800] if errors else ""
         await interaction.followup.send(f"✅ Config reloaded; {len(self.bot.library)} characters.{note}{bad}", ephemeral=True)
