@@ -247,3 +247,25 @@ def test_changed_ignores_dot_files_and_survives_a_missing_folder(tmp_path: Path)
     assert not library.changed()
     (tmp_path / "cards" / "nova.json").write_bytes(_v2("Nova"))
     assert library.changed()
+
+
+def test_a_card_broken_by_an_edit_keeps_its_last_good_version(tmp_path: Path) -> None:
+    (tmp_path / "nova.json").write_bytes(_v2("Nova", description="A star pilot."))
+    library = CharacterLibrary(tmp_path)
+    library.load()
+    (tmp_path / "nova.json").write_bytes(_v2("Nova", description="A star pilot.")[:25])  # saved half-way
+    errors = library.reload()
+    nova = library.get("Nova")
+    assert nova is not None and nova.description == "A star pilot."
+    assert len(errors) == 1 and "nova.json" in str(errors[0]) and "version loaded before stays in use" in str(errors[0])
+    (tmp_path / "nova.json").write_bytes(_v2("Nova", description="A star pilot, now retired."))
+    assert library.reload() == []
+    assert library.get("Nova").description == "A star pilot, now retired."  # type: ignore[union-attr]
+
+
+def test_a_new_card_that_is_broken_is_not_loaded(tmp_path: Path) -> None:
+    library = CharacterLibrary(tmp_path)
+    library.load()
+    (tmp_path / "nova.json").write_text("{not json")
+    errors = library.reload()
+    assert len(library) == 0 and len(errors) == 1 and "stays in use" not in str(errors[0])

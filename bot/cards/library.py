@@ -124,16 +124,29 @@ class CharacterLibrary:
         for path in files:
             result = loaded[path] if path in loaded else _try_read(path)
             if isinstance(result, CardError):
-                if path.resolve() not in avatars:  # a plain avatar image is not a broken card
+                if path.resolve() in avatars:  # a plain avatar image is not a broken card
+                    continue
+                kept = self._previous_version(path)
+                if kept is None:
                     errors.append(result)
-                continue
-            character = result.character
+                    continue
+                # a card saved half-way, or edited into a mistake: its last good version stays in use
+                errors.append(CardError(result.source, f"{result.problem} (the version loaded before stays in use)"))
+                character = kept
+            else:
+                character = result.character
             if character.key in index.by_key:
                 first = index.files[character.key]
                 errors.append(CardError(path, f"duplicate character name {character.name!r}: "
                                               f"{first.name} already has it, so {path.name} is skipped"))
                 continue
             index.add(character, path)
+
+    def _previous_version(self, path: Path) -> Character | None:
+        """The character ``path`` gave when the folder was last read, if it gave one."""
+        with self._lock:
+            key = self._index.key_of_file(path)
+            return self._index.by_key.get(key) if key is not None else None
 
     # ------------------------------------------------------------------ lookup
 
