@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _WATCH_OFF_RECHECK = 5.0  # seconds: how soon a watch turned on by /config reload starts
 
+
 class TroupeBot(commands.Bot):
     """Troupe on Discord. Everything it uses is handed in; nothing is global."""
 
@@ -128,15 +129,13 @@ class TroupeBot(commands.Bot):
                 log.exception("Could not reload the characters folder")
 
     async def reload_characters(self) -> list[CardError]:
-        """Read the characters folder again; logs who came and went and the cards that failed."""
+        """Read the characters folder again (the library logs the cards that failed); logs who came and went."""
         before = set(self.library.names())
         errors = await asyncio.to_thread(self.library.reload)
         after = set(self.library.names())
         if after != before:
             log.info("Characters reloaded: added %s; removed %s",
                      ", ".join(sorted(after - before)) or "none", ", ".join(sorted(before - after)) or "none")
-        for error in errors:
-            log.warning("Skipped card: %s", error)
         return errors
 
     async def on_message(self, message: discord.Message) -> None:
@@ -224,8 +223,7 @@ def run_bot(config: Config) -> int:
 async def _serve(config: Config, token: str) -> int:
     point_discord_at(config.discord.api_url, config.discord.gateway_url)
     library = CharacterLibrary(config.resolve_path(config.characters_dir))
-    for error in await asyncio.to_thread(library.load):
-        log.warning("Skipped card: %s", error)
+    await asyncio.to_thread(library.load)  # it logs each card it skips
     if not library.all():
         raise ConfigError(f"{library.directory}: no usable character cards")
     backend = create_backend(config.backend)
