@@ -60,7 +60,7 @@ class TroupeBot(commands.Bot):
             allowed_mentions=NO_PINGS,
             help_command=None,
             shard_count=config.discord.shard_count,
-            shard_ids=config.discord.shard_ids,
+            shard_id=config.discord.shard_id,
             max_messages=self.message_cache_size,  # it doubles as channel history (cogs/history.py)
             **client_options,
         )

@@ -267,8 +267,28 @@ class DiscordConfig(Strict):
     access: AccessLists = Field(default_factory=AccessLists)
     import_max_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     sync_commands: bool = True
+    #: run as one shard of several (one process per shard): both set, or neither
     shard_count: int | None = Field(None, ge=1)
-    shard_ids: list[int] | None = None
+    shard_id: int | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_shard_per_process(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "shard_ids" in data:  # the key earlier example configs had
+            data = dict(data)
+            ids = data.pop("shard_ids")
+            if ids is not None:
+                raise ValueError("shard_ids is not supported: one process runs one shard; set shard_id "
+                                 "and shard_count, and start one bot per shard")
+        return data
+
+    @model_validator(mode="after")
+    def _shard_fits(self) -> DiscordConfig:
+        if (self.shard_id is None) != (self.shard_count is None):
+            raise ValueError("shard_id and shard_count go together: this process's shard, and how many there are")
+        if self.shard_id is not None and self.shard_count is not None and self.shard_id >= self.shard_count:
+            raise ValueError(f"shard_id {self.shard_id} is out of range: shards are numbered 0 to {self.shard_count - 1}")
+        return self
 
 
 class StoreConfig(Strict):

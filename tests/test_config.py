@@ -144,3 +144,12 @@ def test_config_path_falls_back_to_the_example(tmp_path: Path, monkeypatch: pyte
     (tmp_path / "config.yaml").write_text("{}")
     assert default_config_path() == Path("config.yaml")
     assert default_config_path("other.yaml") == Path("other.yaml")
+
+
+def test_a_shard_needs_its_id_and_the_count() -> None:
+    assert parse_config({"discord": {"shard_count": 4, "shard_id": 3}}).discord.shard_id == 3
+    assert "shard_id and shard_count go together" in refused({"discord": {"shard_id": 1}})
+    assert "shard_id 4 is out of range: shards are numbered 0 to 3" in refused(
+        {"discord": {"shard_count": 4, "shard_id": 4}})
+    assert parse_config({"discord": {"shard_ids": None}}).discord.shard_id is None  # as older example configs had
+    assert "one process runs one shard" in refused({"discord": {"shard_ids": [0, 1]}})

@@ -334,3 +334,25 @@ async def test_read_ahead_can_be_turned_off(fake_discord: FakeDiscord, world: Wo
         await fake_discord.user_says(world.channel, world.admin, "chatter")
         await asyncio.sleep(2.0)
     assert backend.warmed == []
+
+
+async def test_a_shard_answers_only_the_servers_discord_gives_it(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    def shard_of(guild_id: int) -> int:
+        return (guild_id >> 22) % 2  # Discord's rule for two shards
+
+    other = fake_discord.add_guild("Far Inn")
+    while shard_of(other.id) == shard_of(world.guild.id):
+        await asyncio.sleep(0.002)  # a server made a millisecond later lands on the other shard
+        other = fake_discord.add_guild("Far Inn")
+    other.add_member(world.alice)
+    far = other.add_text_channel("common-room")
+    backend = ScriptedBackend([["Here."], ["Also here?"]])
+    config = make_config(fake_discord, tmp_path, discord={"shard_count": 2, "shard_id": shard_of(world.guild.id)})
+    async with running_bot(fake_discord, config, backend):
+        await fake_discord.user_says(far, world.alice, "anyone over here?", mention_bot=True)
+        await fake_discord.user_says(world.channel, world.alice, "hello there?", mention_bot=True)
+        await fake_discord.wait_for(lambda: fake_discord.sent_by_bot(world.channel))
+        await asyncio.sleep(0.3)
+    assert fake_discord.sent_by_bot(far) == [] and len(backend.requests) == 1
