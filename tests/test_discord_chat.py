@@ -310,7 +310,7 @@ async def test_quiet_channel_is_read_ahead_before_the_next_mention(
     backend = WarmableBackend([["Hello."], ["Again."]])
     async with running_bot(fake_discord, make_config(fake_discord, tmp_path), backend):
         await fake_discord.user_says(world.channel, world.alice, "quiet before the bot speaks")
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(1.0)
         assert backend.warmed == []  # not a channel the character talks in yet
         await fake_discord.user_says(world.channel, world.alice, "hi", mention_bot=True)
         await bot_messages(fake_discord, world)
@@ -332,7 +332,7 @@ async def test_read_ahead_can_be_turned_off(fake_discord: FakeDiscord, world: Wo
         await fake_discord.user_says(world.channel, world.alice, "hi", mention_bot=True)
         await bot_messages(fake_discord, world)
         await fake_discord.user_says(world.channel, world.admin, "chatter")
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(1.0)
     assert backend.warmed == []
 
 

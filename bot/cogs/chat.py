@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 BUSY = "⏳"
 COOLDOWN = "🐢"
-_READ_AHEAD_QUIET = 1.5  # seconds without a message before a channel is read ahead
+#: seconds without a message before a channel is read ahead: short, as a mention arriving meanwhile
+#: stops the reading within a chunk (see LlamaCppBackend.prewarm), and a busy channel still gets read
+_READ_AHEAD_QUIET = 0.5
 _SEEN_MESSAGES = 2048  # message ids remembered to answer each message once
 _FINISH_TIMEOUT = 10.0  # seconds a stopped reply may take to show its last text
 
