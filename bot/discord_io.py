@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import discord
 
+from bot.cards.avatar import webhook_avatar
 from bot.cards.model import Character
 from bot.prompt.types import Turn
 from bot.store import Store
@@ -164,7 +165,8 @@ class Speaker:
     @classmethod
     def of(cls, character: Character) -> Speaker:
         """The character as it speaks."""
-        return cls(character.display_name, character.avatar, character.avatar_png)
+        png = webhook_avatar(character.avatar_png) if character.avatar_png else None
+        return cls(character.display_name, character.avatar, png)
 
     @property
     def webhook_ok(self) -> bool:

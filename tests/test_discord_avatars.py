@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 from discord_harness import World, build_world, make_config, running_bot
 from fakediscord import FakeDiscord, RecordedRequest
 from fakediscord.model import Message, Webhook
@@ -18,7 +20,7 @@ from fakediscord.permissions import Perm
 from fakediscord.validation import MAX_IMAGE_DATA
 
 from bot.backends.scripted import ScriptedBackend
-from bot.cards.avatar import placeholder_png
+from bot.cards.avatar import WEBHOOK_AVATAR_SIZE, placeholder_png, webhook_avatar
 from bot.config import Config
 
 pytestmark = [pytest.mark.discord, pytest.mark.timeout(60)]
@@ -55,8 +57,8 @@ def the_webhook(fake: FakeDiscord) -> Webhook:
 
 
 def png_hash(fake: FakeDiscord, tmp_path: Path, file: str) -> str:
-    """The avatar hash the fake gives a card's image (a PNG card is its own avatar)."""
-    return fake.world.avatar_hash((tmp_path / "characters" / file).read_bytes())
+    """The avatar hash the fake gives a card's image (a PNG card is its own avatar), as uploaded."""
+    return fake.world.avatar_hash(webhook_avatar((tmp_path / "characters" / file).read_bytes()))
 
 
 def spoken(fake: FakeDiscord, channel: Any) -> list[Message]:
@@ -236,3 +238,23 @@ async def test_fake_modifies_by_token_or_with_manage_webhooks(fake_discord: Fake
     assert (status, body["code"], hook.avatar) == (403, 50013, None)
     status, _ = await modify(fake_discord, hook, {"avatar": data_uri("image/png", PNG)})  # the token needs no permission
     assert status == 200 and hook.avatar is not None
+
+
+async def test_the_uploaded_avatar_is_small_and_carries_no_card(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    config = avatar_config(fake_discord, tmp_path, "Professor Quill")  # a 400x600 PNG card
+    async with running_bot(fake_discord, config, ScriptedBackend([["Hoot."]])):
+        await fake_discord.user_says(world.channel, world.alice, "professor?", mention_bot=True)
+        await replies(fake_discord, world.channel, 1)
+    [edit] = avatar_edits(fake_discord)
+    uploaded = base64.b64decode(edit.json["avatar"].split(",", 1)[1])
+    with Image.open(io.BytesIO(uploaded)) as image:
+        assert image.format == "PNG" and max(image.size) == WEBHOOK_AVATAR_SIZE and image.size[0] < image.size[1]
+        assert not image.text  # the card's chara chunk stays out of the avatar
+
+
+def test_a_small_plain_avatar_is_uploaded_as_it_is_and_unreadable_bytes_too() -> None:
+    small = placeholder_png("Mira", size=64)
+    assert webhook_avatar(small) == small
+    assert webhook_avatar(b"not an image at all") == b"not an image at all"

@@ -7,6 +7,7 @@ dropped with a warning; a path must stay inside the card's folder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -17,15 +18,37 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from bot.cards.fields import LoadContext
 from bot.cards.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, format_size
 
-__all__ = ["ImageProblem", "is_http_url", "image_to_png", "resolve_avatar", "placeholder_png"]
+__all__ = ["ImageProblem", "is_http_url", "image_to_png", "resolve_avatar", "placeholder_png", "webhook_avatar"]
 
 log = logging.getLogger(__name__)
 
 _MAX_URL_LENGTH = 2048
+#: the largest side of a picture uploaded as a webhook avatar (Discord shows avatars at 128 px at most)
+WEBHOOK_AVATAR_SIZE = 256
 
 
 class ImageProblem(ValueError):
     """Bytes that are not a usable image; the message says why."""
+
+
+@functools.lru_cache(maxsize=64)
+def webhook_avatar(png: bytes) -> bytes:
+    """A card's picture as it is uploaded for a webhook avatar: fitted into a
+    :data:`WEBHOOK_AVATAR_SIZE` square, as a plain PNG (a PNG card's own image also
+    carries the whole card in text chunks). A picture that already fits is sent as it is;
+    one Pillow cannot read is sent as it is too, for Discord to judge."""
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            if max(image.size) <= WEBHOOK_AVATAR_SIZE and image.format == "PNG" and not image.text:
+                return png
+            small = image.convert("RGBA")
+            small.thumbnail((WEBHOOK_AVATAR_SIZE, WEBHOOK_AVATAR_SIZE))
+            out = io.BytesIO()
+            small.save(out, format="PNG", optimize=True)
+            return out.getvalue()
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        log.debug("Avatar picture not resized (%s); uploading it as it is", exc)
+        return png
 
 
 def is_http_url(value: str) -> bool:
