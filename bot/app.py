@@ -100,20 +100,32 @@ class TroupeBot(commands.Bot):
         self._watching = asyncio.create_task(self.watch_characters())
 
     async def prewarm_channels(self, limit: int = 4) -> int:
-        """Read the active channels' card prefixes into the backend before anyone mentions us."""
+        """Read the active channels into the backend before anyone mentions us: each card's
+        prefix at once (while connecting), then, once connected, each channel's recent history,
+        so the first reply in each after a restart reads only the message that asks for it.
+        A mention meanwhile takes the model first. Returns the channels pre-warmed."""
+        active = [(state.channel_id, character) for state in await self.store.recent_channels(limit)
+                  if (character := await self.character_for(state.channel_id, None)) is not None]
         warmed = 0
-        for state in await self.store.recent_channels(limit):
-            character = await self.character_for(state.channel_id, None)
-            if character is None:
-                continue
+        for channel_id, character in active:
             try:
-                read = await self.service.prewarm(character, str(state.channel_id))
+                read = await self.service.prewarm(character, str(channel_id))
             except BotError as exc:
-                log.warning("Could not pre-warm channel %s: %s", state.channel_id, exc)
+                log.warning("Could not pre-warm channel %s: %s", channel_id, exc)
                 return warmed
             if read:
                 warmed += 1
-                log.info("Pre-warmed channel %s (%s, %d tokens)", state.channel_id, character.name, read)
+                log.info("Pre-warmed channel %s (%s, %d tokens)", channel_id, character.name, read)
+        await self.wait_until_ready()
+        chat = self.get_cog("ChatCog")
+        for channel_id, _ in reversed(active):  # the most recent channel last: its state stays loaded
+            channel = self.get_channel(channel_id)
+            if channel is None or chat is None:
+                continue
+            guild = getattr(channel, "guild", None)
+            character = await self.character_for(channel_id, guild.id if guild else None)
+            if character is not None:
+                await chat.read_ahead_now(channel, character)  # type: ignore[attr-defined]
         return warmed
 
     async def watch_characters(self) -> None:

@@ -281,12 +281,14 @@ async def test_active_channels_are_prewarmed_at_start(fake_discord: FakeDiscord,
         await bot_messages(fake_discord, world)
     assert backend.warmed == []  # nothing was active before the first start
     async with running_bot(fake_discord, config, backend):
-        await fake_discord.wait_for(lambda: backend.warmed)
+        await fake_discord.wait_for(lambda: len(backend.warmed) == 2)
         await fake_discord.user_says(world.channel, world.alice, "hi again", mention_bot=True)
         await bot_messages(fake_discord, world, 2)
-    [(conversation, prefix)] = backend.warmed
-    assert conversation == str(world.channel.id)
-    assert backend.requests[-1].prompt.startswith(prefix) and "Copper Kettle" in prefix
+    [(conversation, prefix), (same, history)] = backend.warmed  # the card at once, then the channel's talk
+    assert conversation == same == str(world.channel.id)
+    assert history.startswith(prefix) and "Copper Kettle" in prefix
+    assert history.endswith("[Alice]: @Aria hi\n[Aria]: Hello.\n")
+    assert backend.requests[-1].prompt.startswith(history)  # the first reply after the restart adds only the mention
 
 
 async def test_after_a_restart_earlier_replies_are_still_the_characters(

@@ -116,15 +116,24 @@ class ChatCog(commands.Cog):
             await asyncio.sleep(_READ_AHEAD_QUIET)
             if self.bot.scheduler.busy(channel_id):
                 return
-            turns = await self.history(channel, character)
-            read = await self.bot.service.read_ahead(character, turns, conversation=str(channel_id))
-            if read:
-                log.debug("Read ahead %d tokens in channel %s", read, channel_id)
-        except (BotError, discord.HTTPException) as exc:
-            log.debug("Read-ahead in channel %s skipped: %s", channel_id, exc)
+            await self.read_ahead_now(channel, character)
         finally:
             if self._reading.get(channel_id) is asyncio.current_task():
                 del self._reading[channel_id]
+
+    async def read_ahead_now(self, channel: discord.abc.Messageable, character: Character) -> int:
+        """Read the channel's recent history into the model's state for it, if the model is
+        idle; returns the tokens read. Failures only cost the head start."""
+        channel_id: int = channel.id  # type: ignore[attr-defined]
+        try:
+            turns = await self.history(channel, character)
+            read = await self.bot.service.read_ahead(character, turns, conversation=str(channel_id))
+        except (BotError, discord.HTTPException) as exc:
+            log.debug("Read-ahead in channel %s skipped: %s", channel_id, exc)
+            return 0
+        if read:
+            log.debug("Read ahead %d tokens in channel %s", read, channel_id)
+        return read
 
     async def _is_for_us(self, message: discord.Message, character: Character) -> bool:
         me = self.bot.user
