@@ -174,8 +174,10 @@ class ChatService:
         conversation: str | None = None,
         user_name: str | None = None,
         prefill: str = "",
+        note: str = "",
     ) -> Prompt:
-        """The prompt for the character's next reply, fitted to the budget."""
+        """The prompt for the character's next reply, fitted to the budget (``note``: the
+        channel's author's note, placed after the history)."""
         budget = await self.budget()
         anchor = self.anchors.get(conversation) if conversation else None
 
@@ -189,6 +191,7 @@ class ChatService:
                 user_name=user_name or self.config.prompt.user_name,
                 prefill=prefill,
                 anchor=anchor,
+                note=note,
             )
 
         # Remote tokenizers are asynchronous: a first pass learns which texts the
@@ -237,9 +240,12 @@ class ChatService:
         prefill: str = "",
         sampling: Sampling | None = None,
         max_tokens: int | None = None,
+        note: str = "",
     ) -> ReplyStream:
         """Start the character's reply; iterate the result for stop-enforced text."""
-        prompt = await self.build(character, turns, conversation=conversation, user_name=user_name, prefill=prefill)
+        prompt = await self.build(
+            character, turns, conversation=conversation, user_name=user_name, prefill=prefill, note=note
+        )
         request = GenerationRequest(
             prompt=prompt.text,
             max_tokens=max_tokens or self.config.prompt.max_reply_tokens,

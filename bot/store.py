@@ -24,14 +24,15 @@ __all__ = ["ChannelState", "Webhook", "Store"]
 
 log = logging.getLogger(__name__)
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (
     channel_id   INTEGER PRIMARY KEY,
     character    TEXT,
     fence_id     INTEGER,
     anchor_id    TEXT,
-    wake_words   INTEGER
+    wake_words   INTEGER,
+    note         TEXT
 );
 CREATE TABLE IF NOT EXISTS guilds (
     guild_id     INTEGER PRIMARY KEY,
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS webhooks_used (
 #: columns added since version 1, by table: (column, SQL type); added to older databases on open
 _ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "webhooks": (("avatar_hash", "TEXT"),),  # version 2
+    "channels": (("note", "TEXT"),),  # version 3
 }
 
 
@@ -62,6 +64,18 @@ class ChannelState:
     fence_id: int | None = None
     anchor_id: str | None = None
     wake_words: bool | None = None
+    note: str | None = None  # the channel's author's note to the character
+
+
+_CHANNEL_COLUMNS = "character, fence_id, anchor_id, wake_words, note"
+
+
+def _channel_state(
+    channel_id: int, character: str | None, fence_id: int | None, anchor_id: str | None,
+    wake_words: int | None, note: str | None,
+) -> ChannelState:
+    wake = None if wake_words is None else bool(wake_words)
+    return ChannelState(channel_id, character, fence_id, anchor_id, wake, note)
 
 
 @dataclass(frozen=True)
@@ -120,29 +134,20 @@ class Store:
 
     async def channel(self, channel_id: int) -> ChannelState:
         """The channel's state (defaults when never written)."""
-        row = await self._one(
-            "SELECT character, fence_id, anchor_id, wake_words FROM channels WHERE channel_id = ?", (channel_id,)
-        )
-        if row is None:
-            return ChannelState(channel_id)
-        character, fence_id, anchor_id, wake_words = row
-        return ChannelState(
-            channel_id, character, fence_id, anchor_id, None if wake_words is None else bool(wake_words)
-        )
+        row = await self._one(f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE channel_id = ?", (channel_id,))
+        return ChannelState(channel_id) if row is None else _channel_state(channel_id, *row)  # type: ignore[arg-type]
 
     async def recent_channels(self, limit: int = 8) -> list[ChannelState]:
         """Channels with a remembered window, most recently written first (for pre-warming)."""
         try:
             async with self._db.execute(
-                "SELECT channel_id, character, fence_id, anchor_id, wake_words FROM channels "
+                f"SELECT channel_id, {_CHANNEL_COLUMNS} FROM channels "
                 "WHERE anchor_id IS NOT NULL ORDER BY rowid DESC LIMIT ?", (limit,)
             ) as cursor:
                 rows = await cursor.fetchall()
         except (sqlite3.Error, ValueError) as exc:
             raise StoreError(f"store read failed ({self.path}): {exc}") from exc
-        return [
-            ChannelState(r[0], r[1], r[2], r[3], None if r[4] is None else bool(r[4])) for r in rows
-        ]
+        return [_channel_state(*row) for row in rows]
 
     async def set_channel_character(self, channel_id: int, character: str | None) -> None:
         """Choose the channel's character (None: fall back to the server's)."""
@@ -160,9 +165,13 @@ class Store:
         """Turn wake words on or off in one channel (None: the config's default)."""
         await self._upsert_channel(channel_id, wake_words=None if enabled is None else int(enabled))
 
+    async def set_note(self, channel_id: int, note: str | None) -> None:
+        """Set (or with None clear) the channel's author's note."""
+        await self._upsert_channel(channel_id, note=note)
+
     async def _upsert_channel(self, channel_id: int, **values: object) -> None:
         columns = list(values)  # keyword names chosen by this class, never user input
-        assert set(columns) <= {"character", "fence_id", "anchor_id", "wake_words"}
+        assert set(columns) <= {"character", "fence_id", "anchor_id", "wake_words", "note"}
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
         await self._write(
             f"INSERT INTO channels (channel_id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)}) "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from discord_harness import World, build_world, make_config, running_bot
-from fakediscord import FakeDiscord
+from fakediscord import FakeDiscord, FakeDiscordError
 from fakediscord.interactions import Interaction
 
 from bot.backends.scripted import ScriptedBackend
@@ -267,3 +267,39 @@ async def test_cards_dropped_into_the_folder_go_live_without_a_restart(
         (folder / "nova.yaml").unlink()
         await fake_discord.wait_for(lambda: "Nova" not in bot.library)
         assert "Aria" in bot.library
+
+
+async def test_a_channel_note_steers_the_next_replies_until_cleared(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    backend = ScriptedBackend([["Evening."], ["Closing up."], ["Morning!"]])
+    async with running_bot(fake_discord, make_config(fake_discord, tmp_path), backend):
+        refused = await fake_discord.invoke(world.channel, world.alice, "note", subcommand="set",
+                                            options={"text": "Everyone is a pirate."})
+        assert "Only admins" in await answered(fake_discord, refused)
+        set_note = await fake_discord.invoke(world.channel, world.admin, "note", subcommand="set",
+                                             options={"text": "It is night and the tavern is about to close."})
+        assert "about to close" in await answered(fake_discord, set_note)
+        shown = await fake_discord.invoke(world.channel, world.alice, "note", subcommand="show")
+        assert "about to close" in await answered(fake_discord, shown)
+        await fake_discord.user_says(world.channel, world.alice, "one more drink?", mention_bot=True)
+        await fake_discord.wait_for(lambda: len(backend.requests) == 1)
+        with_note = backend.requests[-1].prompt
+        cleared = await fake_discord.invoke(world.channel, world.admin, "note", subcommand="clear")
+        assert "no note" in await answered(fake_discord, cleared)
+        await fake_discord.user_says(world.channel, world.alice, "and now?", mention_bot=True)
+        await fake_discord.wait_for(lambda: len(backend.requests) == 2)
+    history_end = with_note.index("one more drink?")
+    assert with_note.find("It is night and the tavern is about to close.") > history_end  # after the talk
+    assert with_note.rstrip().endswith("[Aria]:")
+    assert "about to close" not in backend.requests[-1].prompt
+
+
+async def test_discord_itself_refuses_a_note_over_the_length_limit(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    async with running_bot(fake_discord, make_config(fake_discord, tmp_path), ScriptedBackend()):
+        fits = await fake_discord.invoke(world.channel, world.admin, "note", subcommand="set", options={"text": "x" * 1000})
+        assert "now" in await answered(fake_discord, fits)
+        with pytest.raises(FakeDiscordError, match="'text': length out of range"):
+            await fake_discord.invoke(world.channel, world.admin, "note", subcommand="set", options={"text": "x" * 1001})

@@ -115,7 +115,7 @@ def _columns(path: Path, table: str) -> tuple[int, list[str]]:
         return version, [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
 
 
-async def test_database_of_the_previous_schema_opens_and_gains_the_avatar_column(tmp_path: Path) -> None:
+async def test_database_of_the_first_schema_opens_and_gains_the_new_columns(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:
         db.executescript(_SCHEMA_V1)
@@ -124,7 +124,21 @@ async def test_database_of_the_previous_schema_opens_and_gains_the_avatar_column
         assert await store.webhook(10) == Webhook(10, 77, "tok", None)
         assert (await store.channel(10)).character == "Aria"
         await store.set_webhook_avatar(10, 77, "hash-1")
-    assert _columns(path, "webhooks") == (2, ["channel_id", "webhook_id", "token", "avatar_hash"])
+        await store.set_note(10, "It is night.")
+    assert _columns(path, "webhooks") == (3, ["channel_id", "webhook_id", "token", "avatar_hash"])
+    assert _columns(path, "channels")[1][-1] == "note"
     async with await Store.open(path) as store:  # opening an upgraded database again changes nothing
         assert await store.webhook(10) == Webhook(10, 77, "tok", "hash-1")
+        assert (await store.channel(10)).note == "It is night."
         assert await store.webhook_ids() == {77}
+
+
+async def test_a_channel_note_is_kept_until_cleared(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "t.db") as store:
+        await store.set_anchor(3, "30")
+        await store.set_note(3, "The storm has cut the power.")
+        assert (await store.channel(3)).note == "The storm has cut the power."
+        assert [s.note for s in await store.recent_channels()] == ["The storm has cut the power."]
+        await store.set_note(3, None)
+        state = await store.channel(3)
+    assert state.note is None and state.anchor_id == "30"

@@ -212,7 +212,8 @@ class ChatCog(commands.Cog):
         try:
             turns = await self.history(channel, character, upto=trigger, before=before)
             async with show_typing(channel):
-                reply = await self.bot.service.reply(character, turns, conversation=conversation)
+                note = (await self.bot.store.channel(channel.id)).note or ""  # type: ignore[attr-defined]
+                reply = await self.bot.service.reply(character, turns, conversation=conversation, note=note)
                 if reply.prompt.first_turn_id:  # the window's start, kept across restarts
                     await self.bot.store.set_anchor(channel.id, reply.prompt.first_turn_id)  # type: ignore[attr-defined]
                 pieces = reply.__aiter__()

@@ -1,4 +1,4 @@
-"""/wakewords: per-channel switches that are not about characters."""
+"""/wakewords and /note: per-channel settings that are not about which character speaks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.checks import is_admin
+from bot.prompt.builder import MAX_NOTE_CHARS
 
 if TYPE_CHECKING:
     from bot.app import TroupeBot
@@ -19,15 +20,25 @@ __all__ = ["SettingsCog"]
 class SettingsCog(commands.Cog):
     """Channel settings."""
 
+    note = app_commands.Group(
+        name="note", description="This channel's note to the character: a standing instruction it keeps in mind"
+    )
+
     def __init__(self, bot: TroupeBot) -> None:
         self.bot = bot
+
+    async def _refused(self, interaction: discord.Interaction) -> bool:
+        """True (after saying so) when a server member who is not an admin asks for a change."""
+        if interaction.guild_id is not None and not is_admin(interaction, self.bot.config.discord):
+            await interaction.response.send_message("Only admins can change this.", ephemeral=True)
+            return True
+        return False
 
     @app_commands.command(name="wakewords")
     @app_commands.describe(mode="on, off, or default (the config's discord.wake_words)")
     async def wakewords(self, interaction: discord.Interaction, mode: Literal["on", "off", "default"]) -> None:
         """Whether the character answers messages that say its name in this channel (admins)."""
-        if interaction.guild_id is not None and not is_admin(interaction, self.bot.config.discord):
-            await interaction.response.send_message("Only admins can change this.", ephemeral=True)
+        if await self._refused(interaction):
             return
         assert interaction.channel_id is not None
         enabled = None if mode == "default" else mode == "on"
@@ -37,4 +48,35 @@ class SettingsCog(commands.Cog):
             f"Wake words are {'on' if effective else 'off'} in this channel"
             + (" (the config's default)." if enabled is None else "."),
             ephemeral=True,
+        )
+
+    @note.command(name="set")
+    @app_commands.describe(text="e.g. 'It is night and the tavern is about to close.' (placed after the chat)")
+    async def note_set(
+        self, interaction: discord.Interaction, text: app_commands.Range[str, 1, MAX_NOTE_CHARS]
+    ) -> None:
+        """Give the character a standing instruction in this channel (admins)."""
+        if await self._refused(interaction):
+            return
+        assert interaction.channel_id is not None
+        await self.bot.store.set_note(interaction.channel_id, text.strip())
+        await interaction.response.send_message(f"📝 The note for this channel is now:\n>>> {text.strip()}",
+                                                ephemeral=True)
+
+    @note.command(name="clear")
+    async def note_clear(self, interaction: discord.Interaction) -> None:
+        """Remove this channel's note (admins)."""
+        if await self._refused(interaction):
+            return
+        assert interaction.channel_id is not None
+        await self.bot.store.set_note(interaction.channel_id, None)
+        await interaction.response.send_message("📝 This channel has no note now.", ephemeral=True)
+
+    @note.command(name="show")
+    async def note_show(self, interaction: discord.Interaction) -> None:
+        """Show this channel's note."""
+        assert interaction.channel_id is not None
+        note = (await self.bot.store.channel(interaction.channel_id)).note
+        await interaction.response.send_message(
+            f"📝 This channel's note:\n>>> {note}" if note else "📝 This channel has no note.", ephemeral=True
         )

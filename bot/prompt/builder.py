@@ -46,12 +46,14 @@ from bot.prompt.transcript import (
 from bot.prompt.types import Prompt, Turn
 from bot.prompt.window import window_start
 
-__all__ = ["GENERIC_STOP", "build_prompt"]
+__all__ = ["GENERIC_STOP", "MAX_NOTE_CHARS", "build_prompt"]
 
 log = logging.getLogger(__name__)
 
 #: stops any new "[Name]:" line, whoever it claims to be
 GENERIC_STOP = "\n["
+#: the longest channel note (author's note) kept; longer ones are cut
+MAX_NOTE_CHARS = 1000
 #: examples must fit alongside this many newest turns, or they are dropped (last first)
 _EXAMPLE_GUARD_TURNS = 4
 
@@ -199,8 +201,12 @@ def build_prompt(
     user_name: str | None = None,
     prefill: str = "",
     anchor: str | None = None,
+    note: str = "",
 ) -> Prompt:
     """The prompt for ``character``'s next reply to ``turns`` (oldest first), within ``budget`` tokens.
+
+    ``note`` is the channel's author's note: it goes with the card's post-history
+    instructions after the history, where a change costs only the prompt's tail.
 
     ``user_name`` (default ``config.user_name``) is what ``{{user}}`` means, in the
     head too: keep it the same across replies of one conversation (e.g. ``None`` in a
@@ -221,7 +227,8 @@ def build_prompt(
     card = card_text(
         character, config, char=char, user=user, lore_before=constant_before, lore_after=constant_after
     )
-    notes = "\n\n".join(p for p in (lore_block(keyed, char=char, user=user), card.post_history) if p)
+    channel_note = sanitize_text(note, limit=MAX_NOTE_CHARS) if note.strip() else ""
+    notes = "\n\n".join(p for p in (lore_block(keyed, char=char, user=user), card.post_history, channel_note) if p)
     tail = _tail(template, notes, char, prefill)
     tail_cost = count_tokens(tail)
     rendered = _Turns(turns, [speaker_label(t.speaker, t.role, char) for t in turns], template, count_tokens)
