@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.backends.base import Sampling
+from bot.backends.base import GenerationRequest, Sampling
 from bot.backends.llama_server import LlamaServerBackend, SlotMap
 from bot.errors import BackendHTTPError, BackendProtocolError, BackendUnavailable, ContextOverflow
 from tests.fakes.llama_server import FakeLlamaServer
@@ -272,3 +272,40 @@ async def test_check_flags_cache_reuse_turned_off_in_the_config(server: FakeLlam
     finally:
         await backend.aclose()
     assert any("cache_reuse is 0" in note for note in notes)
+
+
+async def test_prewarm_reads_ahead_into_the_conversations_slot(server, backend):
+    await reply(backend, "[Ann]: hi\n[Bot]:", conversation="a")
+    history = "[Ann]: hi\n[Bot]: hello\n[Cid]: the harvest came early\n[Ann]: so it did\n"
+
+    read = await backend.prewarm("a", history)
+    _, final = await reply(backend, history + "[Ann]: Bot?\n[Bot]:", conversation="a")
+
+    [warm] = [body for body in server.bodies("/completion") if not body.get("stream")]
+    assert warm["id_slot"] == server.bodies("/completion")[0]["id_slot"] and warm["cache_prompt"] is True
+    assert warm["n_predict"] == 1
+    assert read == len(fake_tokenize(history)) - len(fake_tokenize("[Ann]: hi\n[Bot]:"))
+    assert final.timings.prompt_evaluated == len(fake_tokenize("[Ann]: Bot?\n[Bot]:"))  # only the mention
+
+
+async def test_prewarm_never_takes_a_slot_another_conversation_holds(server):
+    server.total_slots = 1
+    backend = make(server.url, retries=0)
+    try:
+        await reply(backend, "[Ann]: hi\n[Bot]:", conversation="a")
+        assert await backend.prewarm("b", "[Zed]: a quiet corner\n") == 0
+        assert len(server.bodies("/completion")) == 1  # nothing was sent: a's cache is left alone
+        assert await backend.prewarm("a", "[Ann]: hi\n[Bot]: hello\n") > 0
+    finally:
+        await backend.aclose()
+
+
+async def test_prewarm_if_idle_waits_for_no_reply(server, backend):
+    server.reply = ["Hello", " there"] * 20
+    stream = backend.stream(GenerationRequest(prompt="[Ann]: hi\n[Bot]:", conversation="a"))
+    await stream.__anext__()  # a reply is streaming
+    try:
+        assert await backend.prewarm("a", "[Ann]: hi\n", only_if_idle=True) == 0
+    finally:
+        await stream.aclose()
+    assert await backend.prewarm("a", "[Ann]: hi\n[Bot]: Hello there\n[Ann]: ok\n", only_if_idle=True) > 0

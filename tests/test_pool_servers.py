@@ -64,3 +64,16 @@ async def test_every_request_is_answered_exactly_once_while_members_fail_and_ret
     assert dying.completed >= 1  # it took work again once it was back
     assert states[0]["state"] == "down" and states[0]["served"] == 0
     assert states[1]["failures"] >= 1  # marked down when it died
+
+
+async def test_read_ahead_goes_to_the_server_that_holds_the_conversation():
+    async with FakeLlamaServer() as first, FakeLlamaServer() as second:
+        pool = PoolBackend([member(first.url), member(second.url)])
+        try:
+            assert await pool.prewarm("chan-1", "[Ann]: hi\n") == 0  # nobody holds it yet
+            await collect(pool.stream(GenerationRequest(prompt="[Ann]: hi\n[Bot]:", conversation="chan-1")))
+            holder, other = (first, second) if first.bodies("/completion") else (second, first)
+            assert await pool.prewarm("chan-1", "[Ann]: hi\n[Bot]: Hello there, friend.\n[Cid]: and then?\n") > 0
+            assert len(holder.bodies("/completion")) == 2 and other.bodies("/completion") == []
+        finally:
+            await pool.aclose()

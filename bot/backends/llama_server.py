@@ -68,6 +68,12 @@ class SlotMap:
         self._by_conversation[conversation] = slot
         return slot
 
+    def own_slot(self, conversation: str) -> int | None:
+        """The conversation's slot if it has one or a slot is free; never another's (then None)."""
+        if conversation in self._by_conversation or len(self._by_conversation) < self.slots:
+            return self.slot_for(conversation)
+        return None
+
 
 class LlamaServerBackend(HttpBackend):
     """A llama.cpp ``llama-server``."""
@@ -81,10 +87,19 @@ class LlamaServerBackend(HttpBackend):
         super().__init__(config, transport=transport)
         self.config: LlamaServerConfig = config
         self._slots: SlotMap | None = None
+        self._replying = 0  # replies streaming through this backend now
 
     # ------------------------------------------------------------------ generation
 
     async def _generate(self, request: GenerationRequest, generation: Generation) -> AsyncIterator[Chunk]:
+        self._replying += 1
+        try:
+            async for chunk in self._generate_once(request, generation):
+                yield chunk
+        finally:
+            self._replying -= 1
+
+    async def _generate_once(self, request: GenerationRequest, generation: Generation) -> AsyncIterator[Chunk]:
         body = self._body(request, await self._slot_for(request.conversation))
         opened = False
         try:
@@ -124,6 +139,29 @@ class LlamaServerBackend(HttpBackend):
                 yield Chunk(done=True, timings=_timings(data, clock))
                 return
 
+    async def prewarm(
+        self, conversation: str, text: str, *, special_tokens: Sequence[str] = (), only_if_idle: bool = False
+    ) -> int:
+        """Have the server read ``text`` (the start of the conversation's next prompt) into the
+        conversation's slot ahead of time: a one-token completion that leaves it cached, so the
+        next reply there reads only what follows. It never takes a slot another conversation
+        holds, and with ``only_if_idle`` it does nothing while a reply streams through this
+        backend. Returns the prompt tokens the server read."""
+        if only_if_idle and self._replying:
+            return 0
+        slot = await self._slot_for(conversation, evict=False)
+        if slot is None:
+            return 0
+        body: dict[str, Any] = {"prompt": text, "n_predict": 1, "stream": False, "cache_prompt": True,
+                                "id_slot": slot, "temperature": 0.0}
+        if self.config.cache_reuse:
+            body["n_cache_reuse"] = self.config.cache_reuse
+        body.update(self.config.extra_body)
+        data = await self._json("POST", "/completion", json_body=body)
+        timings = data.get("timings") if isinstance(data, dict) else None
+        read = timings.get("prompt_n") if isinstance(timings, dict) else None
+        return read if isinstance(read, int) and read > 0 else 0
+
     def _body(self, request: GenerationRequest, slot: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "prompt": request.prompt,
@@ -146,7 +184,9 @@ class LlamaServerBackend(HttpBackend):
         status = status if isinstance(status, int) and status >= 400 else 500
         return self._error_for_status(status, json.dumps({"error": error}), "/completion")
 
-    async def _slot_for(self, conversation: str | None) -> int | None:
+    async def _slot_for(self, conversation: str | None, *, evict: bool = True) -> int | None:
+        """The conversation's slot (None: let the server choose). Without ``evict``, only a slot
+        the conversation already has or a free one: None rather than another's."""
         if conversation is None or not self.config.pin_slots:
             return None
         if self._slots is None:
@@ -158,7 +198,7 @@ class LlamaServerBackend(HttpBackend):
             total = props.get("total_slots") if isinstance(props, dict) else None
             self._slots = SlotMap(total if isinstance(total, int) and total > 0 else 1)
             log.info("%s: pinning conversations to %d slot(s)", self.name, self._slots.slots)
-        return self._slots.slot_for(conversation)
+        return self._slots.slot_for(conversation) if evict else self._slots.own_slot(conversation)
 
     # ------------------------------------------------------------------ the rest of the protocol
 

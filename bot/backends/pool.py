@@ -267,6 +267,17 @@ class PoolBackend:
         results = await asyncio.gather(*(backend.load_model(name) for backend in able))
         return results[0]
 
+    async def prewarm(
+        self, conversation: str, text: str, *, special_tokens: Sequence[str] = (), only_if_idle: bool = False
+    ) -> int:
+        """Read ahead on the member that holds the conversation (its cache is the one the next
+        reply will use); nothing when no healthy member holds it yet or that member cannot."""
+        member = self._sticky.get(conversation)
+        prewarm = getattr(member.backend, "prewarm", None) if member is not None and member.healthy else None
+        if prewarm is None or (only_if_idle and member is not None and member.busy):
+            return 0
+        return int(await prewarm(conversation, text, special_tokens=special_tokens, only_if_idle=only_if_idle))
+
     async def abort(self, conversation: str | None = None) -> None:
         """Stop ``conversation``'s running generation (or every member's)."""
         running = self._running.get(conversation) if conversation is not None else None
