@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +33,8 @@ CREATE TABLE IF NOT EXISTS channels (
     fence_id     INTEGER,
     anchor_id    TEXT,
     wake_words   INTEGER,
-    note         TEXT
+    note         TEXT,
+    active_at    INTEGER
 );
 CREATE TABLE IF NOT EXISTS guilds (
     guild_id     INTEGER PRIMARY KEY,
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS webhooks_used (
 #: columns added since version 1, by table: (column, SQL type); added to older databases on open
 _ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "webhooks": (("avatar_hash", "TEXT"),),  # version 2
-    "channels": (("note", "TEXT"),),  # version 3
+    "channels": (("note", "TEXT"), ("active_at", "INTEGER")),  # version 3
 }
 
 
@@ -138,11 +140,11 @@ class Store:
         return ChannelState(channel_id) if row is None else _channel_state(channel_id, *row)  # type: ignore[arg-type]
 
     async def recent_channels(self, limit: int = 8) -> list[ChannelState]:
-        """Channels with a remembered window, most recently written first (for pre-warming)."""
+        """Channels with a remembered window, the one the character last spoke in first (for pre-warming)."""
         try:
             async with self._db.execute(
                 f"SELECT channel_id, {_CHANNEL_COLUMNS} FROM channels "
-                "WHERE anchor_id IS NOT NULL ORDER BY rowid DESC LIMIT ?", (limit,)
+                "WHERE anchor_id IS NOT NULL ORDER BY active_at DESC, rowid DESC LIMIT ?", (limit,)
             ) as cursor:
                 rows = await cursor.fetchall()
         except (sqlite3.Error, ValueError) as exc:
@@ -158,8 +160,9 @@ class Store:
         await self._upsert_channel(channel_id, fence_id=message_id, anchor_id=None)
 
     async def set_anchor(self, channel_id: int, anchor_id: str | None) -> None:
-        """Remember the first message of the channel's prompt window."""
-        await self._upsert_channel(channel_id, anchor_id=anchor_id)
+        """Remember the first message of the channel's prompt window (set at each reply, so it
+        also marks the channel as active now)."""
+        await self._upsert_channel(channel_id, anchor_id=anchor_id, active_at=time.time_ns())
 
     async def set_wake_words(self, channel_id: int, enabled: bool | None) -> None:
         """Turn wake words on or off in one channel (None: the config's default)."""
@@ -171,7 +174,7 @@ class Store:
 
     async def _upsert_channel(self, channel_id: int, **values: object) -> None:
         columns = list(values)  # keyword names chosen by this class, never user input
-        assert set(columns) <= {"character", "fence_id", "anchor_id", "wake_words", "note"}
+        assert set(columns) <= {"character", "fence_id", "anchor_id", "wake_words", "note", "active_at"}
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
         await self._write(
             f"INSERT INTO channels (channel_id, {', '.join(columns)}) VALUES (?{', ?' * len(columns)}) "

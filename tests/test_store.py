@@ -126,7 +126,7 @@ async def test_database_of_the_first_schema_opens_and_gains_the_new_columns(tmp_
         await store.set_webhook_avatar(10, 77, "hash-1")
         await store.set_note(10, "It is night.")
     assert _columns(path, "webhooks") == (3, ["channel_id", "webhook_id", "token", "avatar_hash"])
-    assert _columns(path, "channels")[1][-1] == "note"
+    assert _columns(path, "channels")[1][-2:] == ["note", "active_at"]
     async with await Store.open(path) as store:  # opening an upgraded database again changes nothing
         assert await store.webhook(10) == Webhook(10, 77, "tok", "hash-1")
         assert (await store.channel(10)).note == "It is night."
@@ -142,3 +142,13 @@ async def test_a_channel_note_is_kept_until_cleared(tmp_path: Path) -> None:
         await store.set_note(3, None)
         state = await store.channel(3)
     assert state.note is None and state.anchor_id == "30"
+
+
+async def test_recent_channels_are_the_ones_the_character_last_spoke_in(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "t.db") as store:
+        for channel in (1, 2, 3):
+            await store.set_anchor(channel, f"{channel}0")
+        await store.set_anchor(1, "11")  # channel 1 talks again: it is the most recent now
+        await store.set_wake_words(4, True)  # a channel the character never spoke in
+        assert [s.channel_id for s in await store.recent_channels()] == [1, 3, 2]
+        assert [s.channel_id for s in await store.recent_channels(2)] == [1, 3]
