@@ -107,7 +107,13 @@ async def test_many_channels_and_users_at_once(fake_discord: FakeDiscord, tmp_pa
         f"{answered} answered, {turned_away} turned away; largest event-loop lag {lag * 1000:.0f} ms; "
         f"RSS {rss_start:.0f} -> {rss_end:.0f} MB; 429s from the fake: {len(fake_discord.rate_limited)}"
     )
-    assert answered + turned_away >= len(sent) and answered > len(sent) // 4
+    assert answered + turned_away >= len(sent)
+    # Discord lets a channel have `limit` message creates and edits per `per` seconds, and a reply
+    # takes two (posted, then finished by an edit): at full load that, not the bot, decides how
+    # many replies a channel can have. The bot must use most of it.
+    limiter = fake_discord.rate_limiter
+    capacity = CHANNELS * (limiter.limit + SECONDS * limiter.limit / limiter.per) / 2
+    assert answered >= 0.6 * min(capacity, len(sent)), f"{answered} replies, the rate limits allow {capacity:.0f}"
     assert lag < 0.5  # far below Discord's ~41 s heartbeat; a blocked loop would show seconds
     assert rss_end - rss_start < 60
     assert fake_discord.unhandled == []
