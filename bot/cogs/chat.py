@@ -22,6 +22,7 @@ from bot.console import format_stats
 from bot.discord_io import ReplyWriter, Speaker, member_names, show_typing, turn_from_message
 from bot.errors import BackendError, BackendTimeout, BackendUnavailable, BotError, ContextOverflow
 from bot.prompt.types import Turn
+from bot.store import ChannelState
 
 if TYPE_CHECKING:
     from bot.app import TroupeBot
@@ -210,10 +211,10 @@ class ChatCog(commands.Cog):
         conversation = str(channel.id)  # type: ignore[attr-defined]
         reply: ReplyStream | None = None
         try:
-            turns = await self.history(channel, character, upto=trigger, before=before)
+            state = await self.bot.store.channel(channel.id)  # type: ignore[attr-defined]
+            turns = await self.history(channel, character, upto=trigger, before=before, state=state)
             async with show_typing(channel):
-                note = (await self.bot.store.channel(channel.id)).note or ""  # type: ignore[attr-defined]
-                reply = await self.bot.service.reply(character, turns, conversation=conversation, note=note)
+                reply = await self.bot.service.reply(character, turns, conversation=conversation, note=state.note or "")
                 if reply.prompt.first_turn_id:  # the window's start, kept across restarts
                     await self.bot.store.set_anchor(channel.id, reply.prompt.first_turn_id)  # type: ignore[attr-defined]
                 pieces = reply.__aiter__()
@@ -245,12 +246,15 @@ class ChatCog(commands.Cog):
     async def history(
         self, channel: discord.abc.Messageable, character: Character, *,
         upto: discord.Message | None = None, before: discord.Message | None = None,
+        state: ChannelState | None = None,
     ) -> list[Turn]:
-        """The channel's recent messages after its fence, oldest first, as turns."""
+        """The channel's recent messages after its fence, oldest first, as turns (``state``: the
+        channel's stored state, if the caller has it already)."""
         # twice the window: the builder keeps at most history_messages turns, counted from the
         # channel's anchor, so the window can slide by a slice at a time instead of every message
         limit = min(200, 2 * self.bot.config.prompt.history_messages)
-        state = await self.bot.store.channel(channel.id)  # type: ignore[attr-defined]
+        if state is None:
+            state = await self.bot.store.channel(channel.id)  # type: ignore[attr-defined]
         anchor = int(state.anchor_id) if state.anchor_id and state.anchor_id.isdigit() else None
         if anchor is not None and self.bot.service.anchors.get(str(channel.id)) is None:  # type: ignore[attr-defined]
             self.bot.service.anchors[str(channel.id)] = state.anchor_id  # type: ignore[attr-defined,index]
