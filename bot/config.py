@@ -262,6 +262,9 @@ class DiscordConfig(Strict):
     queue_size: int = Field(3, ge=0)
     user_cooldown: float = Field(3.0, ge=0)
     fallback_reply: str = "…"
+    #: a message starting with one of these is out of character: never answered, and left out
+    #: of the chat the character reads
+    ooc_prefixes: list[str] = Field(default_factory=lambda: ["//", "(("])
     admin_user_ids: list[int] = Field(default_factory=list)
     admin_role_ids: list[int] = Field(default_factory=list)
     access: AccessLists = Field(default_factory=AccessLists)

@@ -34,6 +34,7 @@ __all__ = [
     "WEBHOOK_NAME",
     "CUT_NOTE",
     "turn_from_message",
+    "out_of_character",
     "member_names",
     "show_typing",
     "Speaker",
@@ -52,6 +53,7 @@ CUT_NOTE = "-# ⚠️ cut off: my model stopped answering"
 _BOLD_PREFIX = re.compile(r"^\*\*(?P<name>[^*\n]{1,80})\*\*: ?")
 _UNKNOWN_WEBHOOK = 10015
 _REFUSED_WEBHOOK_NAME = re.compile("clyde|discord")
+_LEADING_MENTIONS = re.compile(r"^(?:\s*<@[!&]?\d+>)+")
 
 
 def turn_from_message(
@@ -90,6 +92,13 @@ def turn_from_message(
     if not text.strip():
         return None
     return Turn(speaker=speaker, text=text, id=str(message.id), role=role)  # type: ignore[arg-type]
+
+
+def out_of_character(message: discord.Message, prefixes: Iterable[str]) -> bool:
+    """Whether the message is marked out of character (``// ...``, ``(( ... ))``, also after
+    leading mentions): people talking among themselves, not to the character nor in the story."""
+    text = _LEADING_MENTIONS.sub("", message.content).lstrip()
+    return any(prefix and text.startswith(prefix) for prefix in prefixes)
 
 
 def member_names(messages: Iterable[discord.Message], guild_id: int | None) -> dict[int, str]:

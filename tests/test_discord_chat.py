@@ -358,3 +358,30 @@ async def test_a_shard_answers_only_the_servers_discord_gives_it(
         await fake_discord.wait_for(lambda: fake_discord.sent_by_bot(world.channel))
         await asyncio.sleep(0.3)
     assert fake_discord.sent_by_bot(far) == [] and len(backend.requests) == 1
+
+
+async def test_out_of_character_messages_are_neither_answered_nor_read(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    backend = ScriptedBackend([["In character, always."]])
+    async with running_bot(fake_discord, make_config(fake_discord, tmp_path), backend):
+        await fake_discord.user_says(world.channel, world.alice, "// brb, pizza is here", mention_bot=True)
+        await fake_discord.user_says(world.channel, world.admin, "  (( is the bot lagging? ))")
+        await asyncio.sleep(0.3)
+        assert backend.requests == []  # the OOC mention got no reply
+        await fake_discord.user_says(world.channel, world.alice, "Aria, pour me a cider", mention_bot=True)
+        await bot_messages(fake_discord, world)
+    [request] = backend.requests
+    assert "pour me a cider" in request.prompt
+    assert "pizza" not in request.prompt and "lagging" not in request.prompt
+
+
+async def test_out_of_character_prefixes_can_be_turned_off(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    backend = ScriptedBackend([["Comments are welcome here."]])
+    config = make_config(fake_discord, tmp_path, discord={"ooc_prefixes": []})
+    async with running_bot(fake_discord, config, backend):
+        await fake_discord.user_says(world.channel, world.alice, "// a comment for Aria", mention_bot=True)
+        await bot_messages(fake_discord, world)
+    assert "// a comment for Aria" in backend.requests[-1].prompt

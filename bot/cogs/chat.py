@@ -19,7 +19,14 @@ from bot.cards.model import Character
 from bot.chat import ReplyStream
 from bot.cogs.history import HistoryMirror
 from bot.console import format_stats
-from bot.discord_io import ReplyWriter, Speaker, member_names, show_typing, turn_from_message
+from bot.discord_io import (
+    ReplyWriter,
+    Speaker,
+    member_names,
+    out_of_character,
+    show_typing,
+    turn_from_message,
+)
 from bot.errors import BackendError, BackendTimeout, BackendUnavailable, BotError, ContextOverflow
 from bot.prompt.types import Turn
 from bot.store import ChannelState
@@ -74,6 +81,8 @@ class ChatCog(commands.Cog):
         if message.author.bot and not self.bot.config.discord.respond_to_bots:
             return
         if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        if out_of_character(message, self.bot.config.discord.ooc_prefixes):
             return
         character = await self.bot.character_for(message.channel.id, message.guild.id if message.guild else None)
         if character is None:
@@ -272,8 +281,9 @@ class ChatCog(commands.Cog):
         guild = getattr(channel, "guild", None)
         names = member_names([*self.bot.cached_messages, *messages], guild.id if guild else None)
         turns = []
+        ooc = self.bot.config.discord.ooc_prefixes
         for message in messages:
-            if message.id <= fence:
+            if message.id <= fence or out_of_character(message, ooc):
                 continue
             turn = turn_from_message(
                 message, bot_user_id=me, webhook_ids=self.bot.webhooks.known_ids,
