@@ -116,6 +116,8 @@ class TroupeBot(commands.Bot):
             if read:
                 warmed += 1
                 log.info("Pre-warmed channel %s (%s, %d tokens)", channel_id, character.name, read)
+        if not self.config.prompt.read_ahead:
+            return warmed
         await self.wait_until_ready()
         chat = self.get_cog("ChatCog")
         for channel_id, _ in reversed(active):  # the most recent channel last: its state stays loaded
