@@ -309,3 +309,15 @@ async def test_prewarm_if_idle_waits_for_no_reply(server, backend):
     finally:
         await stream.aclose()
     assert await backend.prewarm("a", "[Ann]: hi\n[Bot]: Hello there\n[Ann]: ok\n", only_if_idle=True) > 0
+
+
+async def test_the_shift_probe_fits_the_servers_context(server: FakeLlamaServer) -> None:
+    server.can_shift = False
+    server.n_ctx = 500  # one slot's context; the probe for cache_reuse 256 must still fit
+    backend = make(server.url, cache_reuse=256)
+    try:
+        [note] = await backend.advice()
+    finally:
+        await backend.aclose()
+    assert "--cache-reuse 256" in note
+    assert all(len(fake_tokenize(body["prompt"])) < 500 for body in server.bodies("/completion"))

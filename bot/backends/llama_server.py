@@ -266,25 +266,44 @@ class LlamaServerBackend(HttpBackend):
         return notes
 
     async def _can_shift(self, props: Any) -> bool:
-        """Probe: read a prompt, then the same prompt with its middle removed; a server that
-        shifts its cache reads only a little of the second one."""
+        """Probe: read a prompt, then the same prompt with its first third removed; a server that
+        shifts its cache reads only a little of the second one. The probe is sized to fit one
+        slot's context, with two thirds comfortably over ``cache_reuse``."""
         slots = props.get("total_slots") if isinstance(props, dict) else None
         slot = max(0, int(slots) - 1) if isinstance(slots, int) else 0
-        words = [f"probe{i}" for i in range(2 * self.config.cache_reuse + 64)]
+        budget = min(3 * (self.config.cache_reuse + 32), (_context_from_props(props) or 2048) - 64)
+        if budget * 2 // 3 < self.config.cache_reuse + 16:
+            return True  # the context is too small to tell; say nothing rather than something wrong
         head = "Troupe checks whether this server can shift its KV cache:"
-        first = head + "".join(f" {w}" for w in words)  # every word with its own leading space, so the
-        second = head + "".join(f" {w}" for w in words[len(words) // 3 :])  # cut falls on a token boundary
-        body = {"n_predict": 1, "cache_prompt": True, "id_slot": slot,
-                "n_cache_reuse": self.config.cache_reuse, "temperature": 0.0}
         try:
+            first, second = await self._shift_probe(head, budget)
+            body = {"n_predict": 1, "cache_prompt": True, "id_slot": slot,
+                    "n_cache_reuse": self.config.cache_reuse, "temperature": 0.0}
             await self._json("POST", "/completion", json_body={**body, "prompt": first})
             result = await self._json("POST", "/completion", json_body={**body, "prompt": second})
+            total = (await self.count_tokens([second]))[0]
         except BackendError:
-            return True  # no verdict; say nothing rather than something wrong
+            return True  # no verdict
         timings = result.get("timings") if isinstance(result, dict) else None
         read = timings.get("prompt_n") if isinstance(timings, dict) else None
-        total = (await self.count_tokens([second]))[0]
         return not isinstance(read, int) or read < total // 2
+
+    async def _shift_probe(self, head: str, budget: int) -> tuple[str, str]:
+        """The probe's two prompts: ``head`` and numbered words (each with its own leading
+        space, so the cut falls on a token boundary) to about ``budget`` tokens, then the same
+        without the first third of the words."""
+
+        def prompts(count: int) -> tuple[str, str]:
+            words = [f" probe{i}" for i in range(count)]
+            return head + "".join(words), head + "".join(words[count // 3 :])
+
+        count = budget
+        first, second = prompts(count)
+        tokens = (await self.count_tokens([first]))[0]
+        if tokens > budget:  # words of several tokens each: scale down to fit
+            count = max(1, count * budget // tokens)
+            first, second = prompts(count)
+        return first, second
 
 
 def _context_from_props(props: Any) -> int | None:
