@@ -321,3 +321,14 @@ async def test_the_shift_probe_fits_the_servers_context(server: FakeLlamaServer)
         await backend.aclose()
     assert "--cache-reuse 256" in note
     assert all(len(fake_tokenize(body["prompt"])) < 500 for body in server.bodies("/completion"))
+
+
+async def test_the_shift_probe_is_not_fooled_by_prompts_the_server_remembers(server: FakeLlamaServer) -> None:
+    server.can_shift = False
+    server.cache_ram = True  # recent llama-server builds restore earlier prompts from RAM
+    backend = make(server.url, cache_reuse=32)
+    try:
+        verdicts = [await backend.advice() for _ in range(3)]
+    finally:
+        await backend.aclose()
+    assert all(len(notes) == 1 and "--cache-reuse 32" in notes[0] for notes in verdicts)

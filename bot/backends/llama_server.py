@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import posixpath
+import secrets
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -274,7 +275,9 @@ class LlamaServerBackend(HttpBackend):
         budget = min(3 * (self.config.cache_reuse + 32), (_context_from_props(props) or 2048) - 64)
         if budget * 2 // 3 < self.config.cache_reuse + 16:
             return True  # the context is too small to tell; say nothing rather than something wrong
-        head = "Troupe checks whether this server can shift its KV cache:"
+        # a new tag each time: llama-server keeps recent prompts in RAM (--cache-ram) and would
+        # restore an earlier probe's instead of showing whether it shifts
+        head = f"Troupe checks whether this server can shift its KV cache ({secrets.token_hex(4)}):"
         try:
             first, second = await self._shift_probe(head, budget)
             body = {"n_predict": 1, "cache_prompt": True, "id_slot": slot,

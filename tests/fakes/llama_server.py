@@ -57,6 +57,10 @@ class FakeLlamaServer(FakeServer):
     #: whether the server can shift its KV cache (``--cache-reuse`` honoured and, for sliding-window
     #: models, ``--swa-full``): a request's ``n_cache_reuse`` then reuses moved chunks of the old prompt
     can_shift: bool = True
+    #: like recent builds' ``--cache-ram``: earlier prompts are kept in memory and a new prompt
+    #: starts from the one sharing its longest prefix, whichever slot read it
+    cache_ram: bool = False
+    _remembered: list[list[int]] = field(default_factory=list)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -132,11 +136,10 @@ class FakeLlamaServer(FakeServer):
             self.drop(request)
             return web.Response()
         cached = self.slot_cache.get(slot, []) if body.get("cache_prompt", True) else []
-        common = 0
-        for a, b in zip(cached, prompt):
-            if a != b:
-                break
-            common += 1
+        if self.cache_ram and body.get("cache_prompt", True):
+            cached = max([cached, *self._remembered], key=lambda old: _common_prefix(old, prompt))
+            self._remembered.append(prompt)
+        common = _common_prefix(cached, prompt)
         chunk = body.get("n_cache_reuse", 0)
         if self.can_shift and chunk > 0:
             common += _shifted_reuse(cached, prompt, common, chunk)
@@ -191,6 +194,15 @@ class FakeLlamaServer(FakeServer):
                 self.completed += 1
         await response.write_eof()
         return response
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    count = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        count += 1
+    return count
 
 
 def _shifted_reuse(cached: list[int], prompt: list[int], start: int, chunk: int) -> int:
