@@ -24,10 +24,7 @@ from typing import Any
 from bot.app import TroupeBot
 from bot.backends.base import Chunk, GenerationRequest
 from bot.backends.scripted import ScriptedBackend
-from bot.cards import CharacterLibrary
-from bot.chat import ChatService
 from bot.config import Config, parse_config
-from bot.store import Store
 
 from bench.modes import BUDGET, HISTORY_TURNS, N_CTX, REPLY_TOKENS
 from bench.replay import generate_replay
@@ -109,7 +106,8 @@ async def measure_overhead(
     tests = str(ROOT / "tests")
     if tests not in sys.path:
         sys.path.insert(0, tests)  # the fake Discord lives with the tests
-    from fakediscord import FakeDiscord, patch_discordpy, run_client
+    from discord_harness import running_bot
+    from fakediscord import FakeDiscord, patch_discordpy
 
     replay = generate_replay(
         seed, channels=1, backlog=backlog, mentions_per_channel=mentions + 1, bot_name=_CHARACTER
@@ -129,24 +127,14 @@ async def measure_overhead(
                     api_url=fake.api_url, gateway_url=fake.gateway_url, token=fake.token, workdir=Path(tmp),
                     history_messages=history_messages,
                 )
-                library = CharacterLibrary(config.resolve_path(config.characters_dir))
-                library.load()
-                store = await Store.open(config.resolve_path(config.store.path))
-                bot = TroupeBot(
-                    config=config, service=ChatService(backend, config), library=library, store=store,
-                    config_path=config.source, guild_ready_timeout=0.05,
-                )
-                try:
-                    async with run_client(bot, fake):
-                        for message in replay.messages:
-                            user = users[message.speaker]
-                            if not message.mentions_bot:
-                                await fake.user_says(channel, user, message.text)
-                                continue
-                            text = message.text.removeprefix(f"@{_CHARACTER} ")
-                            samples.append(await _time_mention(fake, bot, backend, channel, user, text))
-                finally:
-                    await store.close()
+                async with running_bot(fake, config, backend) as bot:
+                    for message in replay.messages:
+                        user = users[message.speaker]
+                        if not message.mentions_bot:
+                            await fake.user_says(channel, user, message.text)
+                            continue
+                        text = message.text.removeprefix(f"@{_CHARACTER} ")
+                        samples.append(await _time_mention(fake, bot, backend, channel, user, text))
     own = tuple(first - called for called, first in zip(backend.called, backend.first_token))
     return Overhead(samples=tuple(samples[1:]), backend_seconds=own[1:], history_messages=history_messages)
 
