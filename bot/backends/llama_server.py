@@ -153,15 +153,19 @@ class LlamaServerBackend(HttpBackend):
         slot = await self._slot_for(conversation, evict=False)
         if slot is None:
             return 0
-        body: dict[str, Any] = {"prompt": text, "n_predict": 1, "stream": False, "cache_prompt": True,
+        data = await self._json("POST", "/completion", json_body=self._one_token_body(text, slot))
+        timings = data.get("timings") if isinstance(data, dict) else None
+        read = timings.get("prompt_n") if isinstance(timings, dict) else None
+        return read if isinstance(read, int) and read > 0 else 0
+
+    def _one_token_body(self, prompt: str, slot: int) -> dict[str, Any]:
+        """A request that reads ``prompt`` into ``slot`` (kept cached) and generates one token."""
+        body: dict[str, Any] = {"prompt": prompt, "n_predict": 1, "stream": False, "cache_prompt": True,
                                 "id_slot": slot, "temperature": 0.0}
         if self.config.cache_reuse:
             body["n_cache_reuse"] = self.config.cache_reuse
         body.update(self.config.extra_body)
-        data = await self._json("POST", "/completion", json_body=body)
-        timings = data.get("timings") if isinstance(data, dict) else None
-        read = timings.get("prompt_n") if isinstance(timings, dict) else None
-        return read if isinstance(read, int) and read > 0 else 0
+        return body
 
     def _body(self, request: GenerationRequest, slot: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -280,10 +284,8 @@ class LlamaServerBackend(HttpBackend):
         head = f"Troupe checks whether this server can shift its KV cache ({secrets.token_hex(4)}):"
         try:
             first, second = await self._shift_probe(head, budget)
-            body = {"n_predict": 1, "cache_prompt": True, "id_slot": slot,
-                    "n_cache_reuse": self.config.cache_reuse, "temperature": 0.0}
-            await self._json("POST", "/completion", json_body={**body, "prompt": first})
-            result = await self._json("POST", "/completion", json_body={**body, "prompt": second})
+            await self._json("POST", "/completion", json_body=self._one_token_body(first, slot))
+            result = await self._json("POST", "/completion", json_body=self._one_token_body(second, slot))
             total = (await self.count_tokens([second]))[0]
         except BackendError:
             return True  # no verdict
