@@ -95,7 +95,7 @@ async def run_replay(
         channel.add(Turn(message.speaker, message.text, id=message.id))
         if not message.mentions_bot:
             continue
-        if mode.read_ahead and len(channel.pending) > 1 and message.channel in service.anchors:
+        if mode.read_ahead and len(channel.pending) > 1 and (await service.conversations.get(message.channel)).anchor is not None:
             # the others' messages came while the model was idle: read them then, off the critical path
             began = time.perf_counter()
             earlier = channel.history[:-1][-HISTORY_TURNS:]
@@ -158,7 +158,7 @@ async def _reply(
     channel: _Channel,
 ) -> ReplyRecord:
     if not mode.keep_anchors:
-        service.anchors.clear()
+        service.conversations.forget_windows()
     turns = channel.history[-HISTORY_TURNS:]
     shifts = backend.shifts
     began = time.perf_counter()

@@ -21,11 +21,13 @@ from discord.ext import commands
 from bot.backends.base import Backend
 from bot.backends.registry import create_backend
 from bot.cards import CharacterLibrary
-from bot.cards.model import Character
 from bot.chat import ChatService
+from bot.cogs.tree import TroupeTree
 from bot.config import Config
-from bot.discord_io import NO_PINGS, Webhooks
+from bot.conversations import Conversations
+from bot.discord_io import NO_PINGS, ChannelHistory, Responder, Webhooks
 from bot.errors import BotError, CardError, ConfigError
+from bot.readahead import ReadAhead
 from bot.scheduling import ChannelScheduler, Cooldowns
 from bot.store import Store
 
@@ -37,7 +39,11 @@ _WATCH_OFF_RECHECK = 5.0  # seconds: how soon a watch turned on by /config reloa
 
 
 class TroupeBot(commands.Bot):
-    """Troupe on Discord. Everything it uses is handed in; nothing is global."""
+    """Troupe on Discord. Everything it uses is handed in; nothing is global.
+
+    The ChatService's :class:`Conversations` owns every channel's state; the
+    :class:`Responder` writes replies and reads quiet channels ahead; the cogs only
+    turn Discord events into calls on these."""
 
     message_cache_size = 5000
 
@@ -59,9 +65,10 @@ class TroupeBot(commands.Bot):
             intents=intents,
             allowed_mentions=NO_PINGS,
             help_command=None,
+            tree_cls=TroupeTree,
             shard_count=config.discord.shard_count,
             shard_id=config.discord.shard_id,
-            max_messages=self.message_cache_size,  # it doubles as channel history (cogs/history.py)
+            max_messages=self.message_cache_size,  # it doubles as channel history (discord_io/mirror.py)
             **client_options,
         )
         self.config = config
@@ -69,9 +76,19 @@ class TroupeBot(commands.Bot):
         self.service = service
         self.library = library
         self.store = store
+        self.conversations = service.conversations
         self.webhooks = Webhooks(self, store)
         self.scheduler = ChannelScheduler(config.discord.queue_size)
         self.cooldowns = Cooldowns(config.discord.user_cooldown)
+        self.history = ChannelHistory(
+            self, cache_size=self.message_cache_size, webhook_ids=lambda: self.webhooks.known_ids,
+            window=lambda: self.config.prompt.history_messages, ooc_prefixes=lambda: self.config.discord.ooc_prefixes,
+        )
+        self.responder = Responder(
+            service=service, conversations=self.conversations, history=self.history, webhooks=self.webhooks,
+            settings=lambda: self.config.discord,
+        )
+        self.read_ahead = ReadAhead(busy=lambda channel_id: self.scheduler.busy(channel_id))  # type: ignore[arg-type]
         self.inflight: set[asyncio.Task[object]] = set()  # message handlers running now
         self._prewarming: asyncio.Task[int] | None = None
         self._watching: asyncio.Task[None] | None = None
@@ -87,9 +104,11 @@ class TroupeBot(commands.Bot):
         from bot.cogs.admin import AdminCog
         from bot.cogs.characters import CharactersCog
         from bot.cogs.chat import ChatCog
+        from bot.cogs.conversation import ConversationCog
         from bot.cogs.settings import SettingsCog
 
         await self.add_cog(ChatCog(self))
+        await self.add_cog(ConversationCog(self))
         await self.add_cog(CharactersCog(self))
         await self.add_cog(AdminCog(self))
         await self.add_cog(SettingsCog(self))
@@ -104,30 +123,25 @@ class TroupeBot(commands.Bot):
         prefix at once (while connecting), then, once connected, each channel's recent history,
         so the first reply in each after a restart reads only the message that asks for it.
         A mention meanwhile takes the model first. Returns the channels pre-warmed."""
-        active = [(state.channel_id, character) for state in await self.store.recent_channels(limit)
-                  if (character := await self.character_for(state.channel_id, None)) is not None]
+        active = [(conversation.key, character) for conversation in await self.conversations.active(limit)
+                  if (character := await self.conversations.character(conversation.key)) is not None]
         warmed = 0
-        for channel_id, character in active:
+        for key, character in active:
             try:
-                read = await self.service.prewarm(character, str(channel_id))
+                read = await self.service.prewarm(character, key)
             except BotError as exc:
-                log.warning("Could not pre-warm channel %s: %s", channel_id, exc)
+                log.warning("Could not pre-warm channel %s: %s", key, exc)
                 return warmed
             if read:
                 warmed += 1
-                log.info("Pre-warmed channel %s (%s, %d tokens)", channel_id, character.name, read)
+                log.info("Pre-warmed channel %s (%s, %d tokens)", key, character.name, read)
         if not self.config.prompt.read_ahead:
             return warmed
         await self.wait_until_ready()
-        chat = self.get_cog("ChatCog")
-        for channel_id, _ in reversed(active):  # the most recent channel last: its state stays loaded
-            channel = self.get_channel(channel_id)
-            if channel is None or chat is None:
-                continue
-            guild = getattr(channel, "guild", None)
-            character = await self.character_for(channel_id, guild.id if guild else None)
-            if character is not None:
-                await chat.read_ahead_now(channel, character)  # type: ignore[attr-defined]
+        for key, _ in reversed(active):  # the most recent channel last: its state stays loaded
+            channel = self.get_channel(int(key))
+            if isinstance(channel, discord.abc.Messageable):
+                await self.responder.read_ahead(channel)
         return warmed
 
     async def watch_characters(self) -> None:
@@ -159,16 +173,6 @@ class TroupeBot(commands.Bot):
         """Log who we are once connected."""
         log.info("Connected as %s (%s) to %d servers", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 
-    async def character_for(self, channel_id: int, guild_id: int | None) -> Character | None:
-        """The character of a channel: its own, else its server's, else the config default."""
-        state = await self.store.channel(channel_id)
-        for name in (state.character, await self.store.guild_character(guild_id) if guild_id else None):
-            if name and (found := self.library.get(name)) is not None:
-                return found
-        name = self.config.default_character
-        found = self.library.get(name) if name else None
-        return found or next(iter(self.library.all()), None)
-
     def apply_config(self, config: Config) -> list[str]:
         """Take a reloaded config; returns what needs a restart to apply."""
         needs_restart = []
@@ -181,6 +185,7 @@ class TroupeBot(commands.Bot):
         config.backend = self.config.backend
         self.config = config
         self.service.config = config
+        self.conversations.default_character = config.default_character
         self.scheduler.queue_size = config.discord.queue_size
         self.cooldowns.seconds = config.discord.user_cooldown
         return needs_restart
@@ -197,6 +202,7 @@ class TroupeBot(commands.Bot):
         for background in (self._prewarming, self._watching):
             if background is not None:
                 background.cancel()
+        await self.read_ahead.close()
         handlers = [t for t in self.inflight if t is not asyncio.current_task()]
         for task in handlers:
             task.cancel()
@@ -243,8 +249,9 @@ async def _serve(config: Config, token: str) -> int:
     backend = create_backend(config.backend)
     try:
         async with await Store.open(config.resolve_path(config.store.path)) as store:
+            conversations = Conversations(library, store, default_character=config.default_character)
             bot = TroupeBot(
-                config=config, service=ChatService(backend, config), library=library, store=store,
+                config=config, service=ChatService(backend, config, conversations), library=library, store=store,
                 config_path=config.source,
             )
             stop = asyncio.Event()

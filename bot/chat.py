@@ -4,8 +4,9 @@ Turns and a character go in; a streamed, stop-enforced reply comes out. The
 service builds the prompt with the pure builder (counting tokens with the
 backend's real tokenizer), streams from the backend, cuts the text at the first
 stop string (even one split across chunks, even if the backend ignored ``stop``),
-retries once on an empty reply, and keeps per-conversation stats and window
-anchors. It knows nothing of Discord.
+retries once on an empty reply, and keeps each conversation's last reply stats.
+A conversation's state (window anchor, note) belongs to :class:`Conversations`,
+which it asks and tells where the window now starts. It knows nothing of Discord.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ from dataclasses import dataclass, field, replace
 from bot.backends.base import Backend, GenerationRequest, Sampling, Timings
 from bot.cards.model import Character
 from bot.config import Config, SamplingSettings
+from bot.conversations import Conversations
 from bot.prompt import StopScanner, build_prompt, get_template
 from bot.prompt.repetition import RepetitionGuard
 from bot.prompt.types import Prompt, Turn
+from bot.text import estimate_tokens
 
 __all__ = ["ChatService", "ReplyStream", "ReplyStats", "TokenCounter", "resolve_sampling"]
 
 log = logging.getLogger(__name__)
 
 _BUDGET_MARGIN = 16  # BOS and the gap between summed piece counts and the joined text
+_STATS_KEPT = 1024  # conversations whose last reply's stats are kept for /stats
 _CHUNKS_AFTER_STOP = 4  # chunks read past a stop while waiting for the backend's final timings
 
 
@@ -49,7 +53,7 @@ class TokenCounter:
 
     The builder takes a synchronous ``count(text)``. For a backend that counts
     asynchronously, :meth:`prime` fetches the counts of the given texts first;
-    a text that was not primed is estimated (about 3.5 characters a token).
+    a text that was not primed is estimated (:func:`bot.text.estimate_tokens`).
     """
 
     def __init__(self, backend: Backend, *, capacity: int = 20_000) -> None:
@@ -80,7 +84,7 @@ class TokenCounter:
             self._remember(text, n)
             return n
         self.misses.append(text)
-        return max(1, int(len(text) / 3.5) + 1)
+        return max(1, estimate_tokens(text))
 
     def _remember(self, text: str, n: int) -> None:
         self._cache[text] = n
@@ -136,19 +140,23 @@ class ReplyStream:
 class ChatService:
     """Builds prompts, drives the backend, enforces stops; shared by console, Discord and benchmarks."""
 
-    def __init__(self, backend: Backend, config: Config) -> None:
+    def __init__(self, backend: Backend, config: Config, conversations: Conversations | None = None) -> None:
         self.backend = backend
         self.config = config
+        self.conversations = conversations or Conversations(None)
         self.counter = TokenCounter(backend)
-        self.anchors: dict[str, str] = {}
-        self.last_stats: dict[str, ReplyStats] = {}
+        self._last_stats: OrderedDict[str, ReplyStats] = OrderedDict()
         self._n_ctx: int | None = None
 
     def forget_context(self) -> None:
         """Forget what depends on the model (after a model switch): its context size and windows."""
         self._n_ctx = None
-        self.anchors.clear()
+        self.conversations.forget_windows()
         self.counter = TokenCounter(self.backend)
+
+    def last_stats(self, conversation: str) -> ReplyStats | None:
+        """What the conversation's last reply cost (None before its first reply)."""
+        return self._last_stats.get(conversation)
 
     async def context_size(self) -> int:
         """The backend's context window (asked once)."""
@@ -179,7 +187,7 @@ class ChatService:
         """The prompt for the character's next reply, fitted to the budget (``note``: the
         channel's author's note, placed after the history)."""
         budget = await self.budget()
-        anchor = self.anchors.get(conversation) if conversation else None
+        anchor = (await self.conversations.get(conversation)).anchor if conversation else None
 
         def build(count: Callable[[str], int]) -> Prompt:
             return build_prompt(
@@ -201,8 +209,6 @@ class ChatService:
         if self.counter.misses:
             await self.counter.prime(self.counter.misses)
             prompt = build(self.counter.count)
-        if conversation and prompt.first_turn_id:
-            self.anchors[conversation] = prompt.first_turn_id
         return prompt
 
     async def prewarm(self, character: Character, conversation: str) -> int:
@@ -224,6 +230,7 @@ class ChatService:
         if prewarm is None or not turns or not self.config.prompt.read_ahead:
             return 0
         prompt = await self.build(character, turns, conversation=conversation)
+        await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=False)
         history = prompt.text[: prompt.history_end]
         return int(await prewarm(conversation, history, special_tokens=self._special_tokens(), only_if_idle=True))
 
@@ -240,12 +247,17 @@ class ChatService:
         prefill: str = "",
         sampling: Sampling | None = None,
         max_tokens: int | None = None,
-        note: str = "",
     ) -> ReplyStream:
-        """Start the character's reply; iterate the result for stop-enforced text."""
+        """Start the character's reply; iterate the result for stop-enforced text.
+
+        The conversation's note and window come from its owner (:class:`Conversations`),
+        which learns where the window starts now."""
+        note = (await self.conversations.get(conversation)).note or "" if conversation else ""
         prompt = await self.build(
             character, turns, conversation=conversation, user_name=user_name, prefill=prefill, note=note
         )
+        if conversation:
+            await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=True)
         request = GenerationRequest(
             prompt=prompt.text,
             max_tokens=max_tokens or self.config.prompt.max_reply_tokens,
@@ -265,7 +277,10 @@ class ChatService:
             turns_dropped=prompt.turns_dropped,
         )
         if conversation:
-            self.last_stats[conversation] = stats
+            self._last_stats[conversation] = stats
+            self._last_stats.move_to_end(conversation)
+            while len(self._last_stats) > _STATS_KEPT:
+                self._last_stats.popitem(last=False)
         pieces = self._generate(request, character, prompt, stats, prefill)
         return ReplyStream(prompt=prompt, stats=stats, _pieces=pieces)
 

@@ -33,17 +33,17 @@ def load_library(config: Config) -> CharacterLibrary:
 
 
 def pick_character(config: Config, library: CharacterLibrary, name: str | None = None) -> Character:
-    """The named character, else the config's default, else the first one."""
-    wanted = name or config.default_character
-    if wanted:
-        found = library.get(wanted)
+    """The character asked for by name (an error when missing), else the library's default
+    (the config's ``default_character``, else the first; see :meth:`CharacterLibrary.default`)."""
+    if name:
+        found = library.get(name)
         if found is None:
-            raise CardError(None, f"no character named {wanted!r} (available: {', '.join(library.names()) or 'none'})")
+            raise CardError(None, f"no character named {name!r} (available: {', '.join(library.names()) or 'none'})")
         return found
-    characters = library.all()
-    if not characters:
+    chosen = library.default(config.default_character)
+    if chosen is None:
         raise CardError(library.directory, "no usable character cards in this folder")
-    return characters[0]
+    return chosen
 
 
 async def chat(config: Config, *, character: str | None, message: str | None, user: str | None) -> int:

@@ -111,9 +111,9 @@ class ConsoleChat:
         if line == "/help":
             self._write(HELP + "\n")
         elif line == "/stats":
-            self._write(format_stats(self.service.last_stats.get(_CONVERSATION)) + "\n")
+            self._write(format_stats(self.service.last_stats(_CONVERSATION)) + "\n")
         elif line.startswith("/character"):
-            self._switch(line.removeprefix("/character").strip())
+            await self._switch(line.removeprefix("/character").strip())
         elif line == "":
             await self._reroll()
         elif line.startswith("<"):
@@ -126,14 +126,14 @@ class ConsoleChat:
             await self._respond()
         return True
 
-    def _switch(self, name: str) -> None:
+    async def _switch(self, name: str) -> None:
         found = self.library.get(name) if name else None
         if found is None:
             self._write(f"No character {name!r}. Available: {', '.join(self.library.names())}\n")
             return
         self.character = found
         self.turns.clear()
-        self.service.anchors.pop(_CONVERSATION, None)
+        await self.service.conversations.start_over(_CONVERSATION)
         self._start_conversation(show=True)
 
     async def _reroll(self) -> None:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["split_message", "split_point", "defuse_mentions", "DISCORD_LIMIT"]
+__all__ = ["split_message", "split_point", "defuse_mentions", "estimate_tokens", "DISCORD_LIMIT", "CHARS_PER_TOKEN"]
 
 DISCORD_LIMIT = 2000
+#: characters per token in the one estimate used where no tokenizer can count
+CHARS_PER_TOKEN = 3.5
 
 _SENTENCE_END = re.compile(r"[.!?…]['\")\]]*\s")
 _MASS_MENTION = re.compile(r"@(everyone|here)")
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count where no tokenizer is available: characters / 3.5, rounded up."""
+    if not text:
+        return 0
+    return int(len(text) / CHARS_PER_TOKEN + 0.999)
 
 
 def split_point(text: str, limit: int = DISCORD_LIMIT) -> int:

@@ -18,6 +18,7 @@ from bot.backends.base import Backend
 from bot.cards import CharacterLibrary
 from bot.chat import ChatService
 from bot.config import Config, parse_config
+from bot.conversations import Conversations
 from bot.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,8 +73,9 @@ async def running_bot(fake: FakeDiscord, config: Config, backend: Backend) -> As
     library = CharacterLibrary(config.resolve_path(config.characters_dir))
     library.load()
     store = await Store.open(config.resolve_path(config.store.path))
+    conversations = Conversations(library, store, default_character=config.default_character)
     bot = TroupeBot(
-        config=config, service=ChatService(backend, config), library=library, store=store,
+        config=config, service=ChatService(backend, config, conversations), library=library, store=store,
         config_path=config.source, guild_ready_timeout=0.05,
     )
     try:

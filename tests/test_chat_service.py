@@ -83,7 +83,7 @@ async def test_stats_are_kept_per_conversation(scripted: ScriptedBackend) -> Non
     scripted.queue(["Stew."])
     chat = service(scripted)
     await (await chat.reply(ARIA, TURNS, conversation="room")).collect()
-    stats = chat.last_stats["room"]
+    stats = chat.last_stats("room")
     assert stats.n_ctx == 4096 and stats.prompt_tokens > 0 and stats.turns_kept == 3
     assert stats.timings is not None and stats.seconds_total >= 0
 
@@ -98,8 +98,8 @@ async def test_budget_leaves_room_for_the_reply(scripted: ScriptedBackend) -> No
 async def test_window_anchor_is_remembered_per_conversation(scripted: ScriptedBackend) -> None:
     chat = service(scripted, prompt={"token_budget": 200})
     turns = [Turn("Bob" if i % 2 else "Cleo", f"message number {i} " * 3, str(i)) for i in range(1, 60)]
-    prompt = await chat.build(ARIA, turns, conversation="room")
-    assert prompt.first_turn_id is not None and chat.anchors["room"] == prompt.first_turn_id
+    prompt = (await chat.reply(ARIA, turns, conversation="room")).prompt
+    assert prompt.first_turn_id is not None and (await chat.conversations.get("room")).anchor == prompt.first_turn_id
     again = await chat.build(ARIA, turns + [Turn("Bob", "one more", "60")], conversation="room")
     assert again.first_turn_id == prompt.first_turn_id  # the window grew in place
 

@@ -127,7 +127,7 @@ async def test_character_without_avatar_resets_the_webhook_to_the_default(
     async with running_bot(fake_discord, avatar_config(fake_discord, tmp_path, "Professor Quill"), backend) as bot:
         await fake_discord.user_says(world.channel, world.alice, "professor?", mention_bot=True)
         await replies(fake_discord, world.channel, 1)
-        await bot.store.set_channel_character(world.channel.id, "Aria")  # Aria's card has no avatar
+        await bot.conversations.set_character(str(world.channel.id), "Aria")  # Aria's card has no avatar
         await fake_discord.user_says(world.channel, world.alice, "food?", mention_bot=True)
         posted = await replies(fake_discord, world.channel, 2)
     assert [m.avatar is None for m in posted] == [False, True]  # not the professor's face on Aria
@@ -168,7 +168,7 @@ async def test_thread_and_its_channel_share_one_webhook_without_mixing_avatars(
     backend = ScriptedBackend([["Hoot."], ["All aboard."]] * 3)
     async with running_bot(fake_discord, avatar_config(fake_discord, tmp_path, "Professor Quill"), backend) as bot:
         thread = world.channel.add_thread("ferry")
-        await bot.store.set_channel_character(thread.id, "Mira")
+        await bot.conversations.set_character(str(thread.id), "Mira")
         for round_ in range(1, 4):  # the channel and the thread answer at the same time
             await asyncio.gather(
                 fake_discord.user_says(world.channel, world.alice, f"professor {round_}?", mention_bot=True),

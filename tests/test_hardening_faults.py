@@ -131,7 +131,7 @@ def assert_one_honest_notice(outage: Outage, says: str, log_says: str) -> None:
     [notice] = outage.during
     assert says in notice.content and len(notice.content) < 200 and "Traceback" not in notice.content
     assert notice.content.startswith("⚠️") and notice.webhook_id is None
-    failures = [r for r in outage.logged if r.name == "bot.cogs.chat"]
+    failures = [r for r in outage.logged if r.name == "bot.discord_io.responder"]
     assert len(failures) == 1, [r.getMessage() for r in outage.logged]
     assert log_says in failures[0].getMessage()
     assert all(r.exc_info is None for r in outage.logged), "the owner gets a line, not a traceback"
@@ -199,7 +199,7 @@ async def test_stream_cut_mid_reply_keeps_the_text_and_marks_it(
         second_prompt = server.bodies("/v1/completions")[-1]["prompt"]
     [cut] = outage.during
     assert cut.content == f"Once upon\n{CUT_NOTE}" and cut.username == "Aria"
-    failures = [r for r in outage.logged if r.name == "bot.cogs.chat"]
+    failures = [r for r in outage.logged if r.name == "bot.discord_io.responder"]
     assert len(failures) == 1 and "cut short" in failures[0].getMessage()
     assert [m.content for m in outage.after] == ["Back again."]
     assert "[Aria]: Once upon\n" in second_prompt and "cut off" not in second_prompt  # the note is not said

@@ -36,6 +36,7 @@ from bot.errors import (
     ContextOverflow,
     UnsupportedOperation,
 )
+from bot.text import CHARS_PER_TOKEN, estimate_tokens
 
 __all__ = [
     "DEFAULT_CONTEXT",
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 #: context size assumed when neither the config nor the server says (small enough to be safe)
 DEFAULT_CONTEXT = 2048
 #: the token estimate used when a server cannot tokenize
-CHARS_PER_TOKEN = 3.5
 
 _OVERFLOW_HINTS = re.compile(
     r"exceed_context_size|context_length_exceeded|context (size|length|window)|maximum context|"
@@ -89,13 +89,6 @@ def llama_samplers(sampling: Sampling) -> dict[str, Any]:
     if sampling.seed is not None:
         fields["seed"] = sampling.seed
     return fields
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count for servers without a tokenizer: characters / 3.5, rounded up."""
-    if not text:
-        return 0
-    return int(len(text) / CHARS_PER_TOKEN + 0.999)
 
 
 def is_retryable(exc: BackendError) -> bool:

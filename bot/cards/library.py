@@ -62,6 +62,7 @@ class CharacterLibrary:
         self._index = _Index()
         self._lock = threading.RLock()
         self._seen: _Fingerprint | None = None  # the folder as it was when last read
+        self._missing_defaults: set[str] = set()  # configured defaults already reported missing
 
     # ------------------------------------------------------------------ loading
 
@@ -158,6 +159,21 @@ class CharacterLibrary:
             return index.by_key[key]
         owner = index.nicknames.get(key)
         return index.by_key.get(owner) if owner is not None else None
+
+    def default(self, name: str | None) -> Character | None:
+        """The default character: ``name`` (the config's ``default_character``) when it is here,
+        else the first by name. A configured name that is missing is logged once per name."""
+        if name:
+            found = self.get(name)
+            if found is not None:
+                return found
+            first = next(iter(self.all()), None)
+            if name not in self._missing_defaults:
+                self._missing_defaults.add(name)
+                log.warning("default_character %r is not in %s; using %s instead", name, self.directory,
+                            first.name if first else "nobody (no cards)")
+            return first
+        return next(iter(self.all()), None)
 
     def names(self) -> list[str]:
         """Every character's name, sorted case-insensitively."""

@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.checks import is_admin
+from bot.cogs.checks import admin_only
 from bot.config import load_config
 from bot.errors import BotError
 
@@ -34,25 +34,11 @@ class AdminCog(commands.Cog):
     def __init__(self, bot: TroupeBot) -> None:
         self.bot = bot
 
-    async def cog_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        """Report failures to the user who asked."""
-        original = getattr(error, "original", error)
-        log.warning("Admin command failed: %s", original)
-        text = f"⚠️ {original}"
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
-        else:
-            await interaction.response.send_message(text, ephemeral=True)
-
     @model.command(name="info")
     async def model_info(self, interaction: discord.Interaction) -> None:
         """Which model the bot is using."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            info = await self.bot.backend.model_info()
-        except BotError as exc:
-            await interaction.followup.send(f"⚠️ {exc}", ephemeral=True)
-            return
+        info = await self.bot.backend.model_info()
         lines = [f"**{info.name}**", f"backend: {self.bot.backend.name}"]
         if info.n_ctx:
             lines.append(f"context: {info.n_ctx} tokens")
@@ -62,26 +48,18 @@ class AdminCog(commands.Cog):
 
     @model.command(name="load")
     @app_commands.describe(name="A model listed in the config (or one the server knows)")
+    @admin_only("change the model")
     async def model_load(self, interaction: discord.Interaction, name: str) -> None:
         """Switch to another model (admins)."""
-        if not is_admin(interaction, self.bot.config.discord):
-            await interaction.response.send_message("Only admins can change the model.", ephemeral=True)
-            return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            info = await self.bot.backend.load_model(name)
-        except BotError as exc:
-            await interaction.followup.send(f"⚠️ {exc}", ephemeral=True)
-            return
+        info = await self.bot.backend.load_model(name)
         self.bot.service.forget_context()
         await interaction.followup.send(f"✅ Now using **{info.name}**.", ephemeral=True)
 
     @config.command(name="reload")
+    @admin_only("reload the config")
     async def config_reload(self, interaction: discord.Interaction) -> None:
         """Re-read the config file; a bad file is refused and the running config stays."""
-        if not is_admin(interaction, self.bot.config.discord):
-            await interaction.response.send_message("Only admins can reload the config.", ephemeral=True)
-            return
         path = self.bot.config_path
         if path is None:
             await interaction.response.send_message("This bot was started without a config file.", ephemeral=True)

@@ -12,8 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cards.model import Character
-from bot.cogs.checks import is_admin
-from bot.discord_io import ReplyWriter, Speaker
+from bot.cogs.checks import NotAdmin, admin_only, require_admin
 from bot.errors import CardError
 from bot.prompt.macros import expand_macros
 
@@ -31,12 +30,6 @@ class CharactersCog(commands.GroupCog, group_name="character", group_description
     def __init__(self, bot: TroupeBot) -> None:
         self.bot = bot
         super().__init__()
-
-    async def cog_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        """Tell the user what went wrong instead of failing silently."""
-        original = getattr(error, "original", error)
-        log.warning("/character failed: %s", original)
-        await _reply(interaction, f"⚠️ {original}", ephemeral=True)
 
     @app_commands.command(name="list")
     async def list_(self, interaction: discord.Interaction) -> None:
@@ -56,26 +49,24 @@ class CharactersCog(commands.GroupCog, group_name="character", group_description
             await interaction.response.send_message(f"No character called {name!r}. Try /character list.", ephemeral=True)
             return
         channel = interaction.channel
+        assert interaction.channel_id is not None
+        key = str(interaction.channel_id)
         if scope == "server":
-            if interaction.guild_id is None or not is_admin(interaction, self.bot.config.discord):
-                await interaction.response.send_message("Only server admins can set the server's character.", ephemeral=True)
-                return
-            await self.bot.store.set_guild_character(interaction.guild_id, character.name)
+            if interaction.guild_id is None:
+                raise NotAdmin("set the server's character", who="server admins, in a server,")
+            require_admin(interaction, "set the server's character", who="server admins")
+            await self.bot.conversations.set_server_character(interaction.guild_id, character.name)
+            await self.bot.conversations.start_over(key)
             where = "this server's default character"
         else:
-            assert interaction.channel_id is not None
-            await self.bot.store.set_channel_character(interaction.channel_id, character.name)
+            await self.bot.conversations.set_character(key, character.name)
             where = "this channel's character"
-        self.bot.service.anchors.pop(str(interaction.channel_id), None)
         await interaction.response.send_message(f"🎭 **{character.display_name}** is now {where}.")
         greeting = expand_macros(
             character.first_mes, char=character.display_name, user=interaction.user.display_name
         ).strip()
         if greeting and isinstance(channel, discord.abc.Messageable):
-            writer = ReplyWriter(
-                channel, Speaker.of(character),
-                webhooks=self.bot.webhooks if self.bot.config.discord.reply_as == "webhook" else None,
-            )
+            writer = await self.bot.responder.writer(channel, character)
             await writer.send_whole(greeting)
 
     @set_.autocomplete("name")
@@ -91,7 +82,7 @@ class CharactersCog(commands.GroupCog, group_name="character", group_description
         if name:
             character = self.bot.library.get(name)
         else:
-            character = await self.bot.character_for(interaction.channel_id or 0, interaction.guild_id)
+            character = await self.bot.conversations.character(str(interaction.channel_id or 0), interaction.guild_id)
         if character is None:
             await interaction.response.send_message(f"No character called {name!r}.", ephemeral=True)
             return
@@ -102,11 +93,9 @@ class CharactersCog(commands.GroupCog, group_name="character", group_description
 
     @app_commands.command(name="import")
     @app_commands.describe(file="A PNG, JSON, YAML or CHARX character card", overwrite="Replace a card with the same name")
+    @admin_only("import characters")
     async def import_(self, interaction: discord.Interaction, file: discord.Attachment, overwrite: bool = False) -> None:
         """Add a character card to the bot (admins)."""
-        if not is_admin(interaction, self.bot.config.discord):
-            await interaction.response.send_message("Only admins can import characters.", ephemeral=True)
-            return
         limit = self.bot.config.discord.import_max_bytes
         if file.size > limit:
             await interaction.response.send_message(
@@ -120,8 +109,7 @@ class CharactersCog(commands.GroupCog, group_name="character", group_description
                 self.bot.library.import_card, data[:limit + 1], file.filename, overwrite=overwrite
             )
         except CardError as exc:
-            await interaction.followup.send(f"⚠️ Card refused: {exc.problem}", ephemeral=True)
-            return
+            raise CardError(exc.source, f"Card refused: {exc.problem}") from exc
         for warning in character.warnings:
             log.warning("Imported card %s: %s", file.filename, warning)
         notes = "".join(f"\n⚠️ {w}" for w in character.warnings)
@@ -145,13 +133,3 @@ def _card_embed(character: Character) -> tuple[discord.Embed, discord.File | Non
     elif character.avatar:
         embed.set_thumbnail(url=character.avatar)
     return embed, file
-
-
-async def _reply(interaction: discord.Interaction, text: str, *, ephemeral: bool) -> None:
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=ephemeral)
-        else:
-            await interaction.response.send_message(text, ephemeral=ephemeral)
-    except discord.HTTPException as exc:
-        log.warning("Could not report an error to the user: %s", exc)

@@ -1,4 +1,4 @@
-"""The Discord I/O helpers the cogs share: messages into turns, replies out as the character.
+"""Messages into turns, replies out as the character.
 
 Replies go through a channel webhook (the character's name and avatar) when the
 bot may manage webhooks, else as the bot with the character's name in bold. An
@@ -34,7 +34,6 @@ __all__ = [
     "WEBHOOK_NAME",
     "CUT_NOTE",
     "turn_from_message",
-    "out_of_character",
     "member_names",
     "show_typing",
     "Speaker",
@@ -53,7 +52,6 @@ CUT_NOTE = "-# ⚠️ cut off: my model stopped answering"
 _BOLD_PREFIX = re.compile(r"^\*\*(?P<name>[^*\n]{1,80})\*\*: ?")
 _UNKNOWN_WEBHOOK = 10015
 _REFUSED_WEBHOOK_NAME = re.compile("clyde|discord")
-_LEADING_MENTIONS = re.compile(r"^(?:\s*<@[!&]?\d+>)+")
 
 
 def turn_from_message(
@@ -92,13 +90,6 @@ def turn_from_message(
     if not text.strip():
         return None
     return Turn(speaker=speaker, text=text, id=str(message.id), role=role)  # type: ignore[arg-type]
-
-
-def out_of_character(message: discord.Message, prefixes: Iterable[str]) -> bool:
-    """Whether the message is marked out of character (``// ...``, ``(( ... ))``, also after
-    leading mentions): people talking among themselves, not to the character nor in the story."""
-    text = _LEADING_MENTIONS.sub("", message.content).lstrip()
-    return any(prefix and text.startswith(prefix) for prefix in prefixes)
 
 
 def member_names(messages: Iterable[discord.Message], guild_id: int | None) -> dict[int, str]:

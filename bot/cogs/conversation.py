@@ -1,0 +1,85 @@
+"""/reset, /regenerate, /stop, /stats: the channel's conversation."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.console import format_stats
+
+if TYPE_CHECKING:
+    from bot.app import TroupeBot
+
+__all__ = ["ConversationCog"]
+
+
+class ConversationCog(commands.Cog):
+    """Commands about the conversation in this channel."""
+
+    def __init__(self, bot: TroupeBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="reset")
+    async def reset(self, interaction: discord.Interaction) -> None:
+        """Forget this channel's conversation before now."""
+        assert interaction.channel_id is not None
+        await self.bot.conversations.reset(str(interaction.channel_id), interaction.id)
+        await interaction.response.send_message("🧹 I've forgotten everything before this point.")
+
+    @app_commands.command(name="regenerate")
+    async def regenerate(self, interaction: discord.Interaction) -> None:
+        """Rewrite the character's last reply in this channel."""
+        channel = interaction.channel
+        if channel is None or not isinstance(channel, discord.abc.Messageable):
+            await interaction.response.send_message("Not here.", ephemeral=True)
+            return
+        slot = self.bot.scheduler.reserve(channel.id)  # type: ignore[attr-defined]
+        if slot is None:
+            await interaction.response.send_message("I'm busy in this channel; try again in a moment.", ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with slot:
+            last = await self._last_reply(channel)
+            if last is None:
+                await interaction.followup.send("There is no reply of mine to rewrite here.", ephemeral=True)
+                return
+            with contextlib.suppress(discord.HTTPException):
+                await self.bot.webhooks.delete(last)
+            await self.bot.responder.respond(channel, before=last)
+        await interaction.followup.send("🔁 Rewritten.", ephemeral=True)
+
+    async def _last_reply(self, channel: discord.abc.Messageable) -> discord.Message | None:
+        me = self.bot.user
+        async for message in channel.history(limit=self.bot.config.prompt.history_messages):
+            if (me is not None and message.author.id == me.id and not message.interaction_metadata) or (
+                message.webhook_id is not None and message.webhook_id in self.bot.webhooks.known_ids
+            ):
+                return message
+        return None
+
+    @app_commands.command(name="stop")
+    async def stop(self, interaction: discord.Interaction) -> None:
+        """Stop the reply being written in this channel."""
+        assert interaction.channel_id is not None
+        stopped = self.bot.scheduler.cancel(interaction.channel_id)
+        if stopped:
+            await self.bot.backend.abort(str(interaction.channel_id))
+        await interaction.response.send_message("⏹️ Stopped." if stopped else "Nothing is being written here.",
+                                                ephemeral=not stopped)
+
+    @app_commands.command(name="stats")
+    async def stats(self, interaction: discord.Interaction) -> None:
+        """Context used, speed of the last reply, and the backend."""
+        assert interaction.channel_id is not None
+        text = format_stats(self.bot.service.last_stats(str(interaction.channel_id)))
+        members = getattr(self.bot.backend, "member_states", None)
+        if callable(members):
+            text += "\n" + "\n".join(
+                f"member {m.get('name')}: {m.get('state')}, {m.get('busy', 0)} busy, {m.get('served', 0)} served"
+                for m in members()
+            )
+        await interaction.response.send_message(f"```\n{text[:1900]}\n```", ephemeral=True)

@@ -1,0 +1,163 @@
+"""The one owner of every conversation's state.
+
+A conversation is a Discord channel or thread (keyed by its id as a string), the
+console (``"console"``) or a client of ``python -m bot serve`` (``"serve:..."``).
+Its state (the character chosen for it, the ``/reset`` fence, the first message of
+the prompt window, the author's note, the wake-word switch) is read and changed
+here and nowhere else. Channel conversations are persisted in the store
+(write-through; a bounded cache in front of it), others live in memory only.
+
+Front ends (cogs, console, ``serve``, benchmarks) and the ChatService ask this
+service; nobody else touches the store's channel rows or keeps copies of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from bot.cards import CharacterLibrary
+from bot.cards.model import Character
+from bot.store import ChannelState, Store
+
+__all__ = ["Conversation", "Conversations"]
+
+log = logging.getLogger(__name__)
+
+_CACHED = 4096  # conversations kept in memory (the store has them all)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One conversation's state (immutable: changes go through :class:`Conversations`)."""
+
+    key: str
+    character: str | None = None  # chosen for this conversation; None: the server's or the default
+    fence_id: int | None = None  # messages up to this id are forgotten (/reset)
+    anchor: str | None = None  # id of the first message of the prompt window
+    note: str | None = None  # the author's note to the character
+    wake_words: bool | None = None  # None: the config's default
+
+    @property
+    def channel_id(self) -> int | None:
+        """The Discord channel id, for conversations that are channels."""
+        return int(self.key) if self.key.isdigit() else None
+
+    @classmethod
+    def from_store(cls, state: ChannelState) -> Conversation:
+        """The conversation a stored channel row describes."""
+        return cls(
+            key=str(state.channel_id), character=state.character, fence_id=state.fence_id,
+            anchor=state.anchor_id, note=state.note, wake_words=state.wake_words,
+        )
+
+
+class Conversations:
+    """Reads, changes and persists conversations; picks each one's character.
+
+    Without a store (console, ``serve``, benchmarks) conversations live in memory;
+    without a library it keeps state only and picks no character."""
+
+    def __init__(self, library: CharacterLibrary | None, store: Store | None = None, *,
+                 default_character: str | None = None, capacity: int = _CACHED) -> None:
+        self.library = library
+        self.default_character = default_character
+        self._store = store
+        self._cache: OrderedDict[str, Conversation] = OrderedDict()
+        self._capacity = capacity
+
+    # ------------------------------------------------------------------ reading
+
+    async def get(self, key: str) -> Conversation:
+        """The conversation's state (defaults when it was never changed)."""
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        conversation = Conversation(key)
+        if self._store is not None and key.isdigit():
+            conversation = Conversation.from_store(await self._store.channel(int(key)))
+        return self._keep(conversation)
+
+    async def character(self, key: str, guild_id: int | None = None) -> Character | None:
+        """Who speaks in the conversation: its own choice, else its server's, else the default."""
+        conversation = await self.get(key)
+        server = await self._store.guild_character(guild_id) if guild_id and self._store is not None else None
+        if self.library is None:
+            return None
+        for name in (conversation.character, server):
+            if name and (found := self.library.get(name)) is not None:
+                return found
+        return self.library.default(self.default_character)
+
+    async def active(self, limit: int) -> list[Conversation]:
+        """The channels the character last spoke in, most recent first (for pre-warming)."""
+        if self._store is None:
+            return []
+        return [self._keep(Conversation.from_store(state)) for state in await self._store.recent_channels(limit)]
+
+    # ------------------------------------------------------------------ changing
+
+    async def set_character(self, key: str, name: str | None) -> None:
+        """Choose the conversation's character (None: the server's or the default); the
+        window starts over."""
+        await self._persist(key, lambda store, channel: store.set_channel_character(channel, name))
+        await self._change(key, character=name, anchor=None)
+
+    async def set_server_character(self, guild_id: int, name: str | None) -> None:
+        """Choose a server's default character; its channels' windows start over."""
+        if self._store is not None:
+            await self._store.set_guild_character(guild_id, name)
+
+    async def reset(self, key: str, fence_id: int) -> None:
+        """Forget the conversation up to and including message ``fence_id``."""
+        await self._persist(key, lambda store, channel: store.set_fence(channel, fence_id))
+        await self._change(key, fence_id=fence_id, anchor=None)
+
+    async def set_note(self, key: str, note: str | None) -> None:
+        """Set (or with None clear) the author's note."""
+        await self._persist(key, lambda store, channel: store.set_note(channel, note))
+        await self._change(key, note=note)
+
+    async def set_wake_words(self, key: str, enabled: bool | None) -> None:
+        """Turn wake words on or off (None: the config's default)."""
+        await self._persist(key, lambda store, channel: store.set_wake_words(channel, enabled))
+        await self._change(key, wake_words=enabled)
+
+    async def window_moved(self, key: str, anchor: str | None, *, replied: bool) -> None:
+        """Record where the prompt window starts. A reply (``replied``) also marks the
+        channel active; the store is written only for replies and real moves."""
+        before = await self.get(key)
+        if anchor is None or (anchor == before.anchor and not replied):
+            return
+        await self._persist(key, lambda store, channel: store.set_anchor(channel, anchor))
+        await self._change(key, anchor=anchor)
+
+    def forget_windows(self) -> None:
+        """The model changed: every window is rebuilt from scratch on its next reply."""
+        for key, conversation in list(self._cache.items()):
+            self._cache[key] = replace(conversation, anchor=None)
+
+    async def start_over(self, key: str) -> None:
+        """Forget an in-memory conversation's window (the console's character switch)."""
+        await self._change(key, anchor=None)
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _persist(self, key: str, write: Callable[[Store, int], Awaitable[None]]) -> None:
+        """Write a channel conversation's change to the store first (a failed write changes nothing)."""
+        if self._store is not None and key.isdigit():
+            await write(self._store, int(key))
+
+    async def _change(self, key: str, **values: object) -> None:
+        self._keep(replace(await self.get(key), **values))  # type: ignore[arg-type]
+
+    def _keep(self, conversation: Conversation) -> Conversation:
+        self._cache[conversation.key] = conversation
+        self._cache.move_to_end(conversation.key)
+        while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+        return conversation
+

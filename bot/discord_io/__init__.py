@@ -1,0 +1,37 @@
+"""The Discord I/O module: gateway messages in (routing facts, channel history as turns),
+characters' replies out (webhooks, throttled edits, no pings). With ``bot/app.py`` and
+``bot/cogs/``, the only code that imports discord."""
+
+from bot.discord_io.history import ChannelHistory
+from bot.discord_io.incoming import incoming, place_of
+from bot.discord_io.mirror import HistoryMirror
+from bot.discord_io.replies import (
+    CUT_NOTE,
+    NO_PINGS,
+    WEBHOOK_NAME,
+    ReplyWriter,
+    Speaker,
+    Webhooks,
+    member_names,
+    show_typing,
+    turn_from_message,
+)
+from bot.discord_io.responder import Responder, Speakers
+
+__all__ = [
+    "ChannelHistory",
+    "HistoryMirror",
+    "Responder",
+    "Speakers",
+    "incoming",
+    "place_of",
+    "CUT_NOTE",
+    "NO_PINGS",
+    "WEBHOOK_NAME",
+    "ReplyWriter",
+    "Speaker",
+    "Webhooks",
+    "member_names",
+    "show_typing",
+    "turn_from_message",
+]
