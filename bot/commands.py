@@ -14,7 +14,7 @@ from bot.chat import ChatService
 from bot.config import Config, PoolConfig, default_config_path, load_config
 from bot.errors import CardError
 
-__all__ = ["load", "load_library", "pick_character", "chat", "check", "card_show", "card_convert", "serve", "run_discord"]
+__all__ = ["card_convert", "card_show", "chat", "check", "load", "load_library", "pick_character", "run_discord", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -127,17 +127,21 @@ def card_convert(path: Path, *, to: str, out: Path | None) -> int:
 
 
 async def serve(config: Config, *, host: str | None, port: int | None, token: str | None) -> int:
-    """Serve the configured backend over HTTP until interrupted."""
+    """Serve the configured backend, and the characters, over HTTP until interrupted."""
+    from bot.serve import Characters
     from bot.serve import serve as serve_backend
 
+    library = await asyncio.to_thread(load_library, config)
     backend = create_backend(config.backend)
     configured = config.serve.token.get_secret_value() if config.serve.token else None
+    characters = Characters(ChatService(backend, config), library, config, watch=config.characters_watch)
     try:
         await serve_backend(
             backend,
             host=host or config.serve.host,
             port=port if port is not None else config.serve.port,
             token=token or configured,
+            characters=characters,
         )
     finally:
         await backend.aclose()

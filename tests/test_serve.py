@@ -20,7 +20,7 @@ from bot.backends.openai import OpenAIBackend
 from bot.backends.scripted import ScriptedBackend
 from bot.config import ApiHostConfig, OpenAIConfig
 from bot.errors import BackendHTTPError, BackendUnavailable, ContextOverflow
-from bot.serve import RunningServer, StopCutter, messages_to_prompt, serve, start_server
+from bot.serve import RunningServer, messages_to_prompt, serve, start_server
 from tests.fakes.backend import FlakyBackend
 from tests.fakes.server import free_port
 from tests.fakes.streams import reply
@@ -322,21 +322,28 @@ async def test_api_host_backend_gets_its_answer_from_serve(server):
 # --------------------------------------------------------------------------- helpers
 
 
-def test_stop_cutter_holds_a_possible_stop_start_until_decided():
-    cutter = StopCutter(["\n[Bob]:"])
+async def test_raw_completion_keeps_the_models_whitespace_exactly():
+    spaced = ScriptedBackend([["  Hi", " there \n", "\n[Bo", "b]: no"]])
+    running = await start_server(spaced, port=0, token=TOKEN)
+    try:
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            response = await client.post("/v1/completions", headers=AUTH, json={"prompt": "x", "stop": ["\n[Bob]:"]})
+    finally:
+        await running.close()
 
-    assert cutter.feed("Hi\n[") == "Hi"
-    assert cutter.feed("Al") == "\n[Al"
-    assert cutter.feed("]: ok\n[Bo") == "]: ok"
-    assert cutter.feed("b]: x") == ""
-    assert cutter.stopped
+    assert response.json()["choices"][0]["text"] == "  Hi there \n"
 
 
-def test_stop_cutter_releases_the_held_tail_at_the_end():
-    cutter = StopCutter(["\n[Bob]:"])
+async def test_raw_completion_releases_a_held_back_tail_that_was_no_stop():
+    tail = ScriptedBackend([["Hi", "\n[Bo"]])
+    running = await start_server(tail, port=0, token=TOKEN)
+    try:
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            response = await client.post("/v1/completions", headers=AUTH, json={"prompt": "x", "stop": ["\n[Bob]:"]})
+    finally:
+        await running.close()
 
-    assert cutter.feed("Hi\n[Bo") == "Hi"
-    assert cutter.finish() == "\n[Bo"
+    assert response.json()["choices"][0]["text"] == "Hi\n[Bo"
 
 
 def test_messages_ending_with_the_assistant_are_continued_without_a_newline():

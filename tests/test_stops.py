@@ -140,6 +140,12 @@ def test_leading_whitespace_can_be_kept_for_a_prefill() -> None:
     assert scanner.feed(" continues") == " continues"
 
 
+def test_trailing_whitespace_can_be_kept_to_cut_text_byte_for_byte() -> None:
+    scanner = StopScanner(["\n[Bob]:"], strip_leading=False, trim_trailing=False)
+    pieces = [scanner.feed(" a \n"), scanner.feed(" b  "), scanner.feed("\n[Bob]: no")]
+    assert "".join(pieces) == " a \n b  " and scanner.stopped
+
+
 def test_empty_stop_strings_are_ignored() -> None:
     text, scanner = run(["hello"], stops=("", "\n["))
     assert text == "hello" and not scanner.stopped

@@ -31,17 +31,25 @@ class StopScanner:
     ``character_name``, when given, is the character whose ``[Name]:`` is trimmed from
     the start of the reply; a reply that starts with any other ``[Name]:`` is stopped
     at once (it is another speaker's turn, not the character's). ``strip_leading=False`` keeps leading whitespace (for a
-    reply continuing a prefill).
+    reply continuing a prefill). ``trim_trailing=False`` keeps trailing whitespace too: with
+    both off and no ``character_name`` the text is only cut at the stop, byte for byte
+    (``serve``'s raw completions).
     """
 
     def __init__(
-        self, stops: Sequence[str], *, character_name: str | None = None, strip_leading: bool = True
+        self,
+        stops: Sequence[str],
+        *,
+        character_name: str | None = None,
+        strip_leading: bool = True,
+        trim_trailing: bool = True,
     ) -> None:
         self.stops: tuple[str, ...] = tuple(dict.fromkeys(s for s in stops if s))
         self._prefixes = frozenset(s[:i] for s in self.stops for i in range(1, len(s)))
         self._hold = max((len(s) for s in self.stops), default=1) - 1
         self._marker = f"[{sanitize_name(character_name)}]:" if character_name else ""
         self._strip_leading = strip_leading
+        self._trim_trailing = trim_trailing
         self._deciding = bool(self._marker)
         self._lead = ""  # raw start of the reply while it may still be the marker
         self._pending = ""  # raw tail that may be the start of a stop
@@ -140,7 +148,7 @@ class StopScanner:
         if not self._started and self._strip_leading:
             text = text.lstrip()
         text = self._space + text
-        body = text.rstrip()
+        body = text.rstrip() if self._trim_trailing else text
         self._space = text[len(body):]
         if body:
             self._started = True
