@@ -37,7 +37,6 @@ __all__ = [
     "ContextOverflow",
     "ModelError",
     "UnsupportedOperation",
-    "user_message",
 ]
 
 
@@ -105,27 +104,3 @@ class ModelError(BackendError):
 class UnsupportedOperation(BackendError):
     """The backend does not support the requested operation."""
 
-
-def user_message(exc: BaseException) -> str:
-    """What to tell the person whose request failed (Discord, the console, ``serve``).
-
-    Backend and store failures get a plain sentence (their details, with URLs and
-    paths, are for the owner's log); other Troupe errors say what was wrong; anything
-    else is a bug, and says only that."""
-    if isinstance(exc, BackendUnavailable):
-        return "⚠️ My model server isn't reachable right now. Try again in a moment."
-    if isinstance(exc, BackendTimeout):
-        return "⚠️ My model took too long to answer. Try again in a moment."
-    if isinstance(exc, ContextOverflow):
-        return "⚠️ This conversation got too long for my model; try /reset."
-    if isinstance(exc, UnsupportedOperation):
-        return f"⚠️ My model backend can't do that: {exc}"
-    if isinstance(exc, BackendError):
-        return "⚠️ My model failed to answer this time. Try again in a moment."
-    if isinstance(exc, StoreError):
-        return "⚠️ I couldn't read or write my saved state just now; the bot's owner can see why in its log."
-    if isinstance(exc, CardError):
-        return f"⚠️ {exc.problem}"
-    if isinstance(exc, BotError):
-        return f"⚠️ {exc}"
-    return "⚠️ Something went wrong on my side; the bot's owner can see what in its log."

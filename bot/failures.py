@@ -18,6 +18,7 @@ from bot.errors import (
     BackendUnavailable,
     BotError,
     ContextOverflow,
+    StoreError,
     UnsupportedOperation,
 )
 
@@ -64,6 +65,9 @@ def describe(exc: BaseException) -> Failure:
         )
     if isinstance(exc, BackendError):
         return Failure("My model failed to answer this time. Try again in a moment.", 500)
+    if isinstance(exc, StoreError):  # its message names the database file or URL: for the log
+        return Failure("I couldn't read or write my saved state just now; the owner can find why in the log.", 503,
+                       code="store_unavailable")
     if isinstance(exc, BotError):
         return Failure(str(exc), 500)
     return Failure("Something went wrong on my side; the owner can find it in the log.", 500)

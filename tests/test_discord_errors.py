@@ -57,4 +57,4 @@ async def test_a_failing_admin_command_answers_after_deferring(
         interaction = await fake_discord.invoke(world.channel, world.admin, "model", subcommand="load",
                                                 options={"name": "other"})
         text = await answered(fake_discord, interaction, followups=1)
-    assert "can't do that" in text and "single model" in text
+    assert "⚠️" in text and "can't do that" in text

@@ -11,6 +11,7 @@ from bot.errors import (
     BackendUnavailable,
     CardError,
     ContextOverflow,
+    StoreError,
     UnsupportedOperation,
 )
 from bot.failures import describe, user_message
@@ -46,3 +47,9 @@ def test_an_unexpected_error_is_a_plain_apology_without_its_detail():
     text = user_message(KeyError("secret-ish internals"))
 
     assert "secret" not in text and "log" in text
+
+
+def test_a_store_failure_hides_the_database_path():
+    text = user_message(StoreError("store write failed (/srv/troupe/troupe.db): disk I/O error"))
+
+    assert "troupe.db" not in text and "saved state" in text

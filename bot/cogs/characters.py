@@ -109,7 +109,7 @@ class CharactersCog(commands.GroupCog, group_name="character", group_description
                 self.bot.library.import_card, data[:limit + 1], file.filename, overwrite=overwrite
             )
         except CardError as exc:
-            raise CardError(exc.source, f"Card refused: {exc.problem}") from exc
+            raise CardError(None, f"Card refused: {exc.problem}") from exc
         for warning in character.warnings:
             log.warning("Imported card %s: %s", file.filename, warning)
         notes = "".join(f"\n⚠️ {w}" for w in character.warnings)

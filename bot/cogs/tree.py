@@ -2,7 +2,7 @@
 
 A command that raises answers the person who used it, ephemerally: a refused
 check says why, a :class:`bot.errors.BotError` becomes the sentence
-:func:`bot.errors.user_message` gives, anything else is logged with its trace and
+:func:`bot.failures.user_message` gives, anything else is logged with its trace and
 answered with a short apology. Cogs raise; they do not catch.
 """
 
@@ -13,7 +13,8 @@ import logging
 import discord
 from discord import app_commands
 
-from bot.errors import BotError, user_message
+from bot.errors import BotError
+from bot.failures import user_message
 
 __all__ = ["TroupeTree", "answer"]
 
@@ -31,10 +32,10 @@ class TroupeTree(app_commands.CommandTree):
             text = str(original) or "You can't use this command here."
         elif isinstance(original, BotError):
             log.warning("/%s failed: %s", name, original)
-            text = user_message(original)
+            text = f"⚠️ {user_message(original)}"
         else:
             log.error("/%s failed", name, exc_info=original)
-            text = user_message(original)
+            text = f"⚠️ {user_message(original)}"
         await answer(interaction, text)
 
 

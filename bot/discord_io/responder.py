@@ -23,7 +23,8 @@ from bot.config import DiscordConfig
 from bot.conversations import Conversations
 from bot.discord_io.history import ChannelHistory
 from bot.discord_io.replies import ReplyWriter, Speaker, Webhooks, show_typing
-from bot.errors import BotError, user_message
+from bot.errors import BotError
+from bot.failures import user_message
 
 __all__ = ["Responder", "Speakers"]
 
@@ -112,7 +113,7 @@ class Responder:
             raise
         except BotError as exc:
             log.error("Could not reply in channel %s: %s", key, exc)
-            await _report(channel, writer, user_message(exc))
+            await _report(channel, writer, f"⚠️ {user_message(exc)}")
         except discord.HTTPException as exc:
             log.warning("Discord refused the reply in channel %s: %s", key, exc)
         finally:
