@@ -33,7 +33,10 @@ def replay(n: int, seed: int = 5) -> list[Turn]:
 async def test_prefix_is_stable_and_history_only_grows_between_moves() -> None:
     chat = ChatService(ScriptedBackend(), parse_config({"prompt": {"token_budget": 600}}))
     turns = replay(240)
-    prompts = [await chat.build(ARIA, turns[: i + 1], conversation="room") for i in range(3, 240, 4)]
+    prompts = []
+    for i in range(3, 240, 4):  # as replies do: build, then the conversation learns where its window starts
+        prompts.append(await chat.build(ARIA, turns[: i + 1], conversation="room"))
+        await chat.conversations.window_moved("room", prompts[-1].first_turn_id, replied=True)
     moves = 0
     for before, after in zip(prompts, prompts[1:]):
         assert after.prefix == before.prefix
