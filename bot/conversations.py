@@ -66,6 +66,7 @@ class Conversations:
         self.default_character = default_character
         self._store = store
         self._cache: OrderedDict[str, Conversation] = OrderedDict()
+        self._servers: OrderedDict[int, str | None] = OrderedDict()  # each server's default character
         self._capacity = capacity
 
     # ------------------------------------------------------------------ reading
@@ -84,7 +85,7 @@ class Conversations:
     async def character(self, key: str, guild_id: int | None = None) -> Character | None:
         """Who speaks in the conversation: its own choice, else its server's, else the default."""
         conversation = await self.get(key)
-        server = await self._store.guild_character(guild_id) if guild_id and self._store is not None else None
+        server = await self._server_character(guild_id) if guild_id else None
         if self.library is None:
             return None
         for name in (conversation.character, server):
@@ -110,6 +111,7 @@ class Conversations:
         """Choose a server's default character; its channels' windows start over."""
         if self._store is not None:
             await self._store.set_guild_character(guild_id, name)
+        self._remember_server(guild_id, name)
 
     async def reset(self, key: str, fence_id: int) -> None:
         """Forget the conversation up to and including message ``fence_id``."""
@@ -145,6 +147,20 @@ class Conversations:
         await self._change(key, anchor=None)
 
     # ------------------------------------------------------------------ plumbing
+
+    async def _server_character(self, guild_id: int) -> str | None:
+        if guild_id in self._servers:
+            self._servers.move_to_end(guild_id)
+            return self._servers[guild_id]
+        name = await self._store.guild_character(guild_id) if self._store is not None else None
+        self._remember_server(guild_id, name)
+        return name
+
+    def _remember_server(self, guild_id: int, name: str | None) -> None:
+        self._servers[guild_id] = name
+        self._servers.move_to_end(guild_id)
+        while len(self._servers) > self._capacity:
+            self._servers.popitem(last=False)
 
     async def _persist(self, key: str, write: Callable[[Store, int], Awaitable[None]]) -> None:
         """Write a channel conversation's change to the store first (a failed write changes nothing)."""
