@@ -229,7 +229,8 @@ async def test_wake_words_can_be_turned_off_per_channel(
         await fake_discord.user_says(world.channel, world.alice, "Aria is lovely")
         await asyncio.sleep(0.3)
         assert backend.requests == []
-        await fake_discord.invoke(world.channel, world.admin, "wakewords", options={"mode": "default"})
+        default = await fake_discord.invoke(world.channel, world.admin, "wakewords", options={"mode": "default"})
+        assert "on in this channel" in await answered(fake_discord, default)  # confirmed before anyone talks
         await fake_discord.user_says(world.channel, world.alice, "Aria is lovely")
         await fake_discord.wait_for(lambda: backend.requests)
 
