@@ -16,7 +16,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 
 from bot.store import Store, open_store
@@ -32,9 +32,9 @@ def _p95(values: list[float]) -> float:
     return ordered[max(1, math.ceil(0.95 * len(ordered))) - 1]
 
 
-async def _timed(call: Callable[[], Awaitable[object]], into: list[float]) -> None:
+async def _timed(call: Awaitable[object], into: list[float]) -> None:
     start = time.perf_counter_ns()
-    await call()
+    await call
     into.append((time.perf_counter_ns() - start) / 1e6)
 
 
@@ -46,8 +46,8 @@ async def measure(url: str, ops: int, concurrency: int, seed: int = 1) -> dict[s
         for channel in range(_CHANNELS):
             await store.set_channel_character(channel, "Aria")
         for i in range(ops):
-            await _timed(lambda: store.channel(rng.randrange(_CHANNELS)), results["read"])
-            await _timed(lambda i=i: store.set_anchor(rng.randrange(_CHANNELS), str(i)), results["write"])
+            await _timed(store.channel(rng.randrange(_CHANNELS)), results["read"])
+            await _timed(store.set_anchor(rng.randrange(_CHANNELS), str(i)), results["write"])
         await _replies(store, ops, concurrency, rng, results[f"reply x{concurrency}"])
     return results
 
@@ -60,7 +60,7 @@ async def _replies(store: Store, ops: int, concurrency: int, rng: random.Random,
 
     async def worker(first: int) -> None:
         for n in range(first, ops, concurrency):
-            await _timed(lambda n=n: reply(n), into)
+            await _timed(reply(n), into)
 
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
 

@@ -299,7 +299,7 @@ class StoreConfig(Strict):
     or ``path``, the older way to name a SQLite file (the same as ``url: sqlite:///PATH``)."""
 
     path: str = "troupe.db"
-    url: str | None = None
+    url: str | None = Field(None, repr=False)  # may hold a password: never shown
 
     @field_validator("url")
     @classmethod

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_store_migrations import _V1
+from old_stores import OLD_SCHEMAS
 
 from bot.commands import check_store
 from bot.config import parse_config
@@ -31,7 +31,7 @@ async def test_check_reports_the_postgresql_store_it_reached_without_the_passwor
 
 async def test_check_upgrades_an_old_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with sqlite3.connect(tmp_path / "troupe.db") as db:
-        db.executescript(_V1)
+        db.executescript(OLD_SCHEMAS["v1"])
     assert await check_store(parse_config({}, source=tmp_path / "config.yaml"))
     assert f"schema version {LATEST})" in capsys.readouterr().out
     with sqlite3.connect(tmp_path / "troupe.db") as db:

@@ -74,7 +74,7 @@ class PostgresStore(SqlStore):
             pool = await asyncpg.create_pool(
                 url, min_size=0, max_size=max_connections, timeout=_TIMEOUT, command_timeout=_TIMEOUT
             )
-        except (asyncpg.PostgresError, *_CONNECTION_ERRORS, asyncio.TimeoutError, ValueError) as exc:
+        except (asyncpg.PostgresError, *_CONNECTION_ERRORS, TimeoutError, ValueError) as exc:
             raise StoreError(f"cannot reach the store {shown}: {scrub(_describe(exc), url)}") from exc
         store = cls(pool, url)
         try:
@@ -88,7 +88,7 @@ class PostgresStore(SqlStore):
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self._pool.close(), _TIMEOUT)
-        except (asyncpg.PostgresError, *_CONNECTION_ERRORS, asyncio.TimeoutError) as exc:
+        except (asyncpg.PostgresError, *_CONNECTION_ERRORS, TimeoutError) as exc:
             self._pool.terminate()
             log.warning("Store %s closed abruptly: %s", self.url, scrub(_describe(exc), self._dsn))
 
@@ -129,7 +129,7 @@ class PostgresStore(SqlStore):
             try:
                 async with self._pool.acquire(timeout=_TIMEOUT) as conn:
                     result = await work(conn)
-            except asyncio.TimeoutError as exc:  # before OSError, its base class: a timeout is not retried
+            except TimeoutError as exc:  # before OSError, its base class: a timeout is not retried
                 self._went_away(exc)
                 raise StoreError(f"store timed out ({self.url}) after {_TIMEOUT:g} s; the {action} may not "
                                  "have been made") from exc
