@@ -78,7 +78,7 @@ class PostgresStore(SqlStore):
             raise StoreError(f"cannot reach the store {shown}: {scrub(_describe(exc), url)}") from exc
         store = cls(pool, url)
         try:
-            await store._run(store._migrate, "migration")
+            await store._run(store._migrate, "open")
         except BaseException:
             await pool.close()
             raise
