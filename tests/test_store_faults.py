@@ -20,8 +20,8 @@ PASSWORD = "s3cret-pw"  # in the URL; the server trusts local connections, so on
 
 
 @pytest.fixture(scope="module")
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = start_postgres(tmp_path_factory.mktemp("postgres-faults"))
+def own_postgres() -> Iterator[PostgresServer]:
+    server = start_postgres()
     yield server
     server.close()
 

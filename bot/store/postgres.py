@@ -130,14 +130,14 @@ class PostgresStore(SqlStore):
                 async with self._pool.acquire(timeout=_TIMEOUT) as conn:
                     result = await work(conn)
             except TimeoutError as exc:  # before OSError, its base class: a timeout is not retried
-                self._went_away(exc)
+                self._went_away(exc, action)
                 raise StoreError(f"store timed out ({self.url}) after {_TIMEOUT:g} s; the {action} may not "
                                  "have been made") from exc
             except _CONNECTION_ERRORS as exc:
                 if attempt == 1:
                     await self._pool.expire_connections()  # every pooled connection may be stale: reconnect
                     continue
-                self._went_away(exc)
+                self._went_away(exc, action)
                 raise StoreError(
                     f"store unreachable ({self.url}): {scrub(_describe(exc), self._dsn)}; the {action} failed"
                 ) from exc
@@ -149,8 +149,8 @@ class PostgresStore(SqlStore):
             return result
         raise AssertionError("unreachable")
 
-    def _went_away(self, exc: BaseException) -> None:
-        if not self._unreachable:
+    def _went_away(self, exc: BaseException, action: str) -> None:
+        if action != "open" and not self._unreachable:  # a store that never opened is the caller's error
             self._unreachable = True
             log.error("Store %s is unreachable (%s); reads and writes fail until it is back",
                       self.url, scrub(_describe(exc), self._dsn))
