@@ -94,6 +94,12 @@ async def test_copy_with_replace_drops_what_the_target_held(sqlite_store: str, p
         await _assert_filled(store)
 
 
+async def test_copy_from_a_missing_sqlite_file_is_refused_and_creates_nothing(tmp_path: Path, postgres_url: str) -> None:
+    with pytest.raises(StoreError, match="there is no SQLite file at"):
+        await copy_store(sqlite_url(tmp_path / "typo.db"), postgres_url)
+    assert not (tmp_path / "typo.db").exists()
+
+
 async def test_copy_refuses_to_copy_a_store_onto_itself(sqlite_store: str) -> None:
     with pytest.raises(StoreError, match="the same store"):
         await copy_store(sqlite_store, sqlite_store)

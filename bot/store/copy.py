@@ -6,7 +6,7 @@ import logging
 
 from bot.errors import StoreError
 from bot.store.registry import open_store
-from bot.store.urls import redact
+from bot.store.urls import redact, scheme_of, sqlite_path
 
 __all__ = ["copy_store"]
 
@@ -22,6 +22,8 @@ async def copy_store(source: str, target: str, *, replace: bool = False) -> dict
     """
     if redact(source) == redact(target):
         raise StoreError(f"copy: the source and the target are the same store ({redact(source)})")
+    if scheme_of(source) == "sqlite" and not sqlite_path(source).is_file():
+        raise StoreError(f"copy: there is no SQLite file at {source} (relative paths start from the current folder)")
     async with open_store(source) as src:
         snapshot = await src.snapshot()
     async with open_store(target) as dst:

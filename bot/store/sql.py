@@ -152,8 +152,8 @@ class SqlStore(Store):
         queries = [f"SELECT {', '.join(cols)} FROM {table} ORDER BY {cols[0]}" for table, cols in tables.items()]
         results = await self._fetch_together(queries)
         return Snapshot({
-            table: [dict(zip(cols, row)) for row in rows]
-            for (table, cols), rows in zip(tables.items(), results)
+            table: [dict(zip(cols, row, strict=True)) for row in rows]
+            for (table, cols), rows in zip(tables.items(), results, strict=True)
         })
 
     async def restore(self, snapshot: Snapshot, *, replace: bool = False) -> None:
