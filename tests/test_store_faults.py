@@ -100,3 +100,17 @@ async def test_the_log_says_when_the_store_went_away_and_when_it_came_back(
     assert sum("is reachable again" in m for m in messages) == 1
     assert PASSWORD not in caplog.text
 
+
+
+async def test_a_pooled_connection_the_server_dropped_is_replaced_unnoticed(
+    own_postgres: PostgresServer, store: Store
+) -> None:
+    await store.set_note(1, "before")
+    await asyncio.to_thread(  # as a proxy or firewall dropping idle connections would
+        own_postgres.sql,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+    )
+    assert (await store.channel(1)).note == "before"
+    await store.set_note(1, "after")
+    assert (await store.channel(1)).note == "after"
