@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import parse_config
+from bot.config import load_config, parse_config
 from bot.errors import ConfigError, StoreError
 from bot.store import open_store, redact
 from bot.store.urls import scrub, sqlite_path
@@ -91,3 +91,8 @@ async def test_an_unwritable_sqlite_file_is_a_store_error_naming_it(tmp_path: Pa
     with pytest.raises(StoreError, match="cannot open the store sqlite:///.*taken/troupe.db"):
         async with open_store(f"sqlite:///{tmp_path / 'taken' / 'troupe.db'}"):
             pass
+
+
+def test_the_example_config_keeps_the_store_in_troupe_db_beside_it() -> None:
+    root = Path(__file__).resolve().parent.parent
+    assert load_config(root / "config.example.yaml").store_url() == f"sqlite:///{root / 'troupe.db'}"
