@@ -248,7 +248,7 @@ async def _serve(config: Config, token: str) -> int:
         raise ConfigError(f"{library.directory}: no usable character cards")
     backend = create_backend(config.backend)
     try:
-        async with await Store.open(config.resolve_path(config.store.path)) as store:
+        async with await Store.open(config.store_url()) as store:
             conversations = Conversations(library, store, default_character=config.default_character)
             bot = TroupeBot(
                 config=config, service=ChatService(backend, config, conversations), library=library, store=store,

@@ -6,6 +6,8 @@
     card show FILE [--json]   how Troupe reads a card
     card convert FILE --to png|json|yaml
     serve                     the configured backend over HTTP (OpenAI-compatible)
+    store copy --from URL --to URL [--replace]
+                              move the bot's state between stores (SQLite, PostgreSQL)
 """
 
 from __future__ import annotations
@@ -52,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--to", required=True, choices=("png", "json", "yaml"))
     convert.add_argument("--out", type=Path, help="output file (default: beside the input)")
 
+    store = sub.add_parser("store", help="manage the bot's persistent state")
+    store_sub = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    copy = store_sub.add_parser(
+        "copy", help="copy every channel, server and webhook from one store to another",
+        description="Copy the bot's whole state between stores (stop the bot first). URLs: "
+        "sqlite:///troupe.db (relative), sqlite:////abs/troupe.db, postgresql://user@host:port/db "
+        "(password from PGPASSWORD, or ${VAR} in single quotes).",
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="URL", help="the store to read")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="the store to write (empty)")
+    copy.add_argument("--replace", action="store_true", help="drop what the target holds first")
+
     serve = sub.add_parser("serve", parents=[common], help="serve the configured backend over HTTP")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default from config, 8765)")
@@ -82,6 +96,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.card_command == "show":
             return commands.card_show(args.file, as_json=args.json)
         return commands.card_convert(args.file, to=args.to, out=args.out)
+    if args.command == "store":
+        return asyncio.run(commands.store_copy(args.source, args.target, replace=args.replace))
     config = commands.load(args.config)
     logging.getLogger().setLevel(config.log_level)
     if args.command == "chat":

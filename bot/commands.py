@@ -11,10 +11,15 @@ from bot.backends.registry import create_backend
 from bot.cards import CharacterLibrary, convert, describe, describe_json, load_card
 from bot.cards.model import Character
 from bot.chat import ChatService
-from bot.config import Config, PoolConfig, default_config_path, load_config
-from bot.errors import CardError
+from bot.config import Config, PoolConfig, default_config_path, expand_env, load_config
+from bot.errors import CardError, StoreError
+from bot.store import copy_store, open_store, redact
+from bot.store.urls import scheme_of, sqlite_path
 
-__all__ = ["card_convert", "card_show", "chat", "check", "load", "load_library", "pick_character", "run_discord", "serve"]
+__all__ = [
+    "card_convert", "card_show", "chat", "check", "check_store", "load", "load_library", "pick_character",
+    "run_discord", "serve", "store_copy",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,8 @@ async def check(config: Config) -> int:
     except CardError as exc:
         problems += 1
         print(f"default character: {exc}")
+    if not await check_store(config):
+        problems += 1
     backend = create_backend(config.backend)
     try:
         members = getattr(backend, "members", None)
@@ -103,6 +110,31 @@ async def check(config: Config) -> int:
         await backend.aclose()
     print("all good" if problems == 0 else f"{problems} problem(s)")
     return 0 if problems == 0 else 1
+
+
+async def check_store(config: Config) -> bool:
+    """Open the configured store (running its migrations) and print what was reached, password redacted."""
+    url = config.store_url()
+    try:
+        if scheme_of(url) == "sqlite" and not sqlite_path(url).exists():
+            print(f"store: ok  {url} (a new file, created at first start)")
+            return True
+        async with open_store(url) as store:
+            info = await store.info()
+    except StoreError as exc:
+        print(f"store: BAD {exc}")
+        return False
+    print(f"store: ok  {info.url} ({info.server}, schema version {info.schema_version})")
+    return True
+
+
+async def store_copy(source: str, target: str, *, replace: bool) -> int:
+    """Copy a bot's state between stores (``${VAR}`` in the URLs comes from the environment)."""
+    source, target = expand_env(source), expand_env(target)
+    counts = await copy_store(source, target, replace=replace)
+    rows = ", ".join(f"{n} {table}" for table, n in counts.items())
+    print(f"copied {redact(source)} -> {redact(target)}: {rows}")
+    return 0
 
 
 async def _advice(backend: Backend) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
 
@@ -295,9 +295,30 @@ class DiscordConfig(Strict):
 
 
 class StoreConfig(Strict):
-    """Persistent state."""
+    """Persistent state: ``url`` (``sqlite:///troupe.db``, ``postgresql://user:${PGPASSWORD}@host/db``),
+    or ``path``, the older way to name a SQLite file (the same as ``url: sqlite:///PATH``)."""
 
     path: str = "troupe.db"
+    url: str | None = Field(None, repr=False)  # may hold a password: never shown
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        from bot.errors import StoreError
+        from bot.store.urls import scheme_of
+
+        if url is not None:
+            try:
+                scheme_of(url)
+            except StoreError as exc:  # its message shows the URL with the password redacted
+                raise ValueError(str(exc).removeprefix("store.url: ")) from exc
+        return url
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StoreConfig:
+        if self.url is not None and "path" in self.model_fields_set:
+            raise ValueError("set store.url or store.path, not both (path is the old spelling of sqlite:///PATH)")
+        return self
 
 
 class ServeConfig(Strict):
@@ -339,6 +360,12 @@ class Config(Strict):
         if path.is_absolute() or self.source is None:
             return path
         return self.source.parent / path
+
+    def store_url(self) -> str:
+        """The store's URL (``store.url``, else ``store.path`` as ``sqlite:///``), SQLite paths resolved."""
+        from bot.store.urls import store_url
+
+        return store_url(self)
 
 
 # --------------------------------------------------------------------------- loading

@@ -43,3 +43,4 @@ def characters_dir() -> Path:
 
 
 from fakediscord.fixtures import fake_discord  # noqa: E402,F401  (the strict local Discord)
+from postgres_fixtures import postgres_server, postgres_url, store_url  # noqa: E402,F401  (a real PostgreSQL)

@@ -72,7 +72,7 @@ async def running_bot(fake: FakeDiscord, config: Config, backend: Backend) -> As
     """TroupeBot connected to the fake, ready; closed (and its store closed) on exit."""
     library = CharacterLibrary(config.resolve_path(config.characters_dir))
     library.load()
-    store = await Store.open(config.resolve_path(config.store.path))
+    store = await Store.open(config.store_url())
     conversations = Conversations(library, store, default_character=config.default_character)
     bot = TroupeBot(
         config=config, service=ChatService(backend, config, conversations), library=library, store=store,

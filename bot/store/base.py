@@ -1,0 +1,179 @@
+"""The store's interface: what the bot remembers, whatever engine keeps it.
+
+The store keeps ids and plain values only, never Discord objects. Every write is its own
+committed transaction, so a crash loses nothing written before it. Failures of the engine
+(unreachable server, unreadable file) are raised as :class:`~bot.errors.StoreError` with the
+store's URL, password redacted.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["ChannelState", "Webhook", "StoreInfo", "Snapshot", "Store"]
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """What the bot remembers about one channel."""
+
+    channel_id: int
+    character: str | None = None
+    fence_id: int | None = None
+    anchor_id: str | None = None
+    wake_words: bool | None = None
+    note: str | None = None  # the channel's author's note to the character
+    cast: tuple[str, ...] | None = None  # the characters who play in the channel (None: never set)
+    summary: str | None = None  # the running summary of what scrolled out of the window
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A channel webhook the bot created (id and token are enough to post through it).
+
+    ``avatar_hash`` identifies the avatar the bot last set on it (None: Discord's default).
+    """
+
+    channel_id: int
+    webhook_id: int
+    token: str
+    avatar_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What ``python -m bot check`` reports: the store reached (redacted), its engine and schema."""
+
+    url: str
+    engine: str
+    server: str
+    schema_version: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every row of every table, as plain values (for ``python -m bot store copy``)."""
+
+    tables: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table."""
+        return {table: len(rows) for table, rows in self.tables.items()}
+
+
+class Store(ABC):
+    """One store, whatever its engine. ``async with await Store.open(url_or_path) as store``, or
+    ``async with open_store(url) as store``."""
+
+    #: the store's URL with any password redacted (safe to log)
+    url: str
+
+    @classmethod
+    async def open(cls, target: str | Path) -> Store:
+        """Open (creating and upgrading as needed) the store at a URL, or a SQLite file path."""
+        from bot.store.registry import connect
+        from bot.store.urls import sqlite_url
+
+        text = str(target)
+        return await connect(text if "://" in text else sqlite_url(text))
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the store (pending writes are already committed)."""
+
+    @abstractmethod
+    async def info(self) -> StoreInfo:
+        """The store reached: redacted URL, engine, server version, schema version."""
+
+    # ------------------------------------------------------------------ channels
+
+    @abstractmethod
+    async def channel(self, channel_id: int) -> ChannelState:
+        """The channel's state (defaults when never written)."""
+
+    @abstractmethod
+    async def recent_channels(self, limit: int = 8) -> list[ChannelState]:
+        """Channels with a remembered window, the one the character last spoke in first (for pre-warming)."""
+
+    @abstractmethod
+    async def set_channel_character(self, channel_id: int, character: str | None) -> None:
+        """Choose the channel's character (None: fall back to the server's); resets the anchor."""
+
+    @abstractmethod
+    async def set_fence(self, channel_id: int, message_id: int) -> None:
+        """Forget the channel's history up to and including ``message_id``; resets the anchor."""
+
+    @abstractmethod
+    async def set_anchor(self, channel_id: int, anchor_id: str | None) -> None:
+        """Remember the first message of the channel's prompt window (set at each reply, so it
+        also marks the channel as active now)."""
+
+    @abstractmethod
+    async def set_wake_words(self, channel_id: int, enabled: bool | None) -> None:
+        """Turn wake words on or off in one channel (None: the config's default)."""
+
+    @abstractmethod
+    async def set_note(self, channel_id: int, note: str | None) -> None:
+        """Set (or with None clear) the channel's author's note."""
+
+    @abstractmethod
+    async def set_cast(self, channel_id: int, cast: tuple[str, ...] | list[str] | None) -> None:
+        """Set (or with None clear) the names of the characters who play in the channel, in order."""
+
+    @abstractmethod
+    async def set_summary(self, channel_id: int, summary: str | None) -> None:
+        """Set (or with None clear) the running summary of the channel's older history."""
+
+    # ------------------------------------------------------------------ guilds
+
+    @abstractmethod
+    async def guild_character(self, guild_id: int) -> str | None:
+        """The server's default character, if one was set."""
+
+    @abstractmethod
+    async def set_guild_character(self, guild_id: int, character: str | None) -> None:
+        """Set the server's default character."""
+
+    # ------------------------------------------------------------------ webhooks
+
+    @abstractmethod
+    async def webhook(self, channel_id: int) -> Webhook | None:
+        """The webhook the bot uses in this channel, if any."""
+
+    @abstractmethod
+    async def set_webhook(self, channel_id: int, webhook_id: int, token: str) -> None:
+        """Remember the channel's webhook (a new webhook has Discord's default avatar)."""
+
+    @abstractmethod
+    async def webhook_ids(self) -> set[int]:
+        """Every webhook the bot has ever posted through (its past replies are the character's)."""
+
+    @abstractmethod
+    async def set_webhook_avatar(self, channel_id: int, webhook_id: int, avatar_hash: str | None) -> None:
+        """Remember the avatar just set on the channel's webhook (nothing if it was replaced meanwhile)."""
+
+    @abstractmethod
+    async def forget_webhook(self, channel_id: int) -> None:
+        """Drop a webhook that no longer works."""
+
+    # ------------------------------------------------------------------ whole store
+
+    @abstractmethod
+    async def snapshot(self) -> Snapshot:
+        """Every row of every table (one consistent read)."""
+
+    @abstractmethod
+    async def restore(self, snapshot: Snapshot, *, replace: bool = False) -> None:
+        """Write a snapshot's rows in one transaction; with ``replace``, every existing row goes
+        first. StoreError if the store already holds state and ``replace`` is false."""
