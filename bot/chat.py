@@ -21,8 +21,10 @@ from bot.backends.base import Backend, GenerationRequest, Sampling, Timings
 from bot.cards.model import Character
 from bot.config import Config, SamplingSettings
 from bot.conversations import Conversations
-from bot.prompt import StopScanner, build_prompt, get_template
+from bot.prompt import StopScanner, build_prompt
+from bot.prompt.reasoning import ReasoningFilter
 from bot.prompt.repetition import RepetitionGuard
+from bot.prompt_formats import PromptFormats
 from bot.prompt.types import Prompt, Turn
 from bot.text import estimate_tokens
 
@@ -107,6 +109,8 @@ class ReplyStats:
     seconds_total: float = 0.0
     stop: str | None = None
     retries: int = 0
+    #: the prompt format in use and how it was chosen (e.g. "transcript (auto: the model has no chat template)")
+    prompt_format: str = ""
 
 
 @dataclass
@@ -117,6 +121,12 @@ class ReplyStream:
     stats: ReplyStats
     _pieces: AsyncIterator[str] = field(repr=False)
     text: str = ""
+    _thinking: list[ReasoningFilter] = field(default_factory=list, repr=False)
+
+    @property
+    def reasoning(self) -> str:
+        """The model's thinking, kept out of ``text`` (complete once the first text arrives)."""
+        return self._thinking[-1].reasoning if self._thinking else ""
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._iterate()
@@ -147,12 +157,14 @@ class ChatService:
         self.counter = TokenCounter(backend)
         self._last_stats: OrderedDict[str, ReplyStats] = OrderedDict()
         self._n_ctx: int | None = None
+        self.formats = PromptFormats(backend, config.prompt)
 
     def forget_context(self) -> None:
         """Forget what depends on the model (after a model switch): its context size and windows."""
         self._n_ctx = None
         self.conversations.forget_windows()
         self.counter = TokenCounter(self.backend)
+        self.formats.forget()
 
     def last_stats(self, conversation: str) -> ReplyStats | None:
         """What the conversation's last reply cost (None before its first reply)."""
@@ -188,6 +200,7 @@ class ChatService:
         channel's author's note, placed after the history)."""
         budget = await self.budget()
         anchor = (await self.conversations.get(conversation)).anchor if conversation else None
+        template = await self.formats.template(conversation)
 
         def build(count: Callable[[str], int]) -> Prompt:
             return build_prompt(
@@ -200,6 +213,7 @@ class ChatService:
                 prefill=prefill,
                 anchor=anchor,
                 note=note,
+                template=template,
             )
 
         # Remote tokenizers are asynchronous: a first pass learns which texts the
@@ -220,7 +234,7 @@ class ChatService:
         if prewarm is None:
             return 0
         prompt = await self.build(character, [], conversation=None)
-        return int(await prewarm(conversation, prompt.prefix, special_tokens=self._special_tokens()))
+        return int(await prewarm(conversation, prompt.prefix, special_tokens=prompt.special_tokens))
 
     async def read_ahead(self, character: Character, turns: Sequence[Turn], *, conversation: str) -> int:
         """While the model is idle, read the conversation so far into the backend's state for it,
@@ -232,10 +246,7 @@ class ChatService:
         prompt = await self.build(character, turns, conversation=conversation)
         await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=False)
         history = prompt.text[: prompt.history_end]
-        return int(await prewarm(conversation, history, special_tokens=self._special_tokens(), only_if_idle=True))
-
-    def _special_tokens(self) -> tuple[str, ...]:
-        return get_template(self.config.prompt.format).special_tokens
+        return int(await prewarm(conversation, history, special_tokens=prompt.special_tokens, only_if_idle=True))
 
     async def reply(
         self,
@@ -261,12 +272,12 @@ class ChatService:
         request = GenerationRequest(
             prompt=prompt.text,
             max_tokens=max_tokens or self.config.prompt.max_reply_tokens,
-            stops=prompt.stops,
+            stops=prompt.backend_stops,
             sampling=sampling or resolve_sampling(self.config, character),
             conversation=conversation,
             keep_tokens=prompt.prefix_tokens,
             messages=prompt.messages,
-            special_tokens=self._special_tokens(),
+            special_tokens=prompt.special_tokens,
         )
         stats = ReplyStats(
             backend=self.backend.name,
@@ -275,17 +286,20 @@ class ChatService:
             budget=await self.budget(),
             turns_kept=prompt.turns_kept,
             turns_dropped=prompt.turns_dropped,
+            prompt_format=await self.formats.describe(conversation),
         )
         if conversation:
             self._last_stats[conversation] = stats
             self._last_stats.move_to_end(conversation)
             while len(self._last_stats) > _STATS_KEPT:
                 self._last_stats.popitem(last=False)
-        pieces = self._generate(request, character, prompt, stats, prefill)
-        return ReplyStream(prompt=prompt, stats=stats, _pieces=pieces)
+        thinking: list[ReasoningFilter] = []
+        pieces = self._generate(request, character, prompt, stats, prefill, thinking)
+        return ReplyStream(prompt=prompt, stats=stats, _pieces=pieces, _thinking=thinking)
 
     async def _generate(
-        self, request: GenerationRequest, character: Character, prompt: Prompt, stats: ReplyStats, prefill: str
+        self, request: GenerationRequest, character: Character, prompt: Prompt, stats: ReplyStats, prefill: str,
+        thinking: list[ReasoningFilter],
     ) -> AsyncIterator[str]:
         started = time.perf_counter()
         produced = False
@@ -296,6 +310,8 @@ class ChatService:
                 strip_leading=not prefill,  # a prefill's continuation keeps its leading space
             )
             guard = RepetitionGuard()
+            reasoning = ReasoningFilter.for_prompt(request.prompt)  # thinking never reaches the reply
+            thinking[:] = [reasoning]
             stream = self.backend.stream(request)
             after_stop = 0
             try:
@@ -310,7 +326,9 @@ class ChatService:
                         if after_stop > _CHUNKS_AFTER_STOP:
                             break
                         continue
-                    text = scanner.feed(chunk.text)
+                    if chunk.reasoning:
+                        reasoning.add_reasoning(chunk.reasoning)
+                    text = scanner.feed(reasoning.feed(chunk.text))
                     if text:
                         if stats.seconds_to_first_text is None:
                             stats.seconds_to_first_text = time.perf_counter() - started
@@ -324,7 +342,7 @@ class ChatService:
                 await stream.aclose()  # type: ignore[attr-defined]
             if guard.looping:
                 break
-            tail = scanner.finish()
+            tail = scanner.feed(reasoning.finish()) + scanner.finish()
             if tail:
                 produced = True
                 yield tail

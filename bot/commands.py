@@ -12,7 +12,8 @@ from bot.cards import CharacterLibrary, convert, describe, describe_json, load_c
 from bot.cards.model import Character
 from bot.chat import ChatService
 from bot.config import Config, PoolConfig, default_config_path, expand_env, load_config
-from bot.errors import CardError, StoreError
+from bot.errors import BackendError, CardError, StoreError
+from bot.prompt_formats import choose_format
 from bot.store import copy_store, open_store, redact
 from bot.store.urls import scheme_of, sqlite_path
 
@@ -106,6 +107,7 @@ async def check(config: Config) -> int:
             else:
                 problems += 1
                 print(f"backend: BAD {target.name}: {health.detail}")
+        print(f"prompt format: {await _format(backend, config)}")
     finally:
         await backend.aclose()
     print("all good" if problems == 0 else f"{problems} problem(s)")
@@ -135,6 +137,15 @@ async def store_copy(source: str, target: str, *, replace: bool) -> int:
     rows = ", ".join(f"{n} {table}" for table, n in counts.items())
     print(f"copied {redact(source)} -> {redact(target)}: {rows}")
     return 0
+
+
+async def _format(backend: Backend, config: Config) -> str:
+    """The prompt format the backend's prompts will use, and why."""
+    try:
+        choice, fmt = await choose_format(backend, config.prompt)
+    except BackendError as exc:
+        return f"unknown ({exc})"
+    return choice.describe(fmt)
 
 
 async def _advice(backend: Backend) -> list[str]:

@@ -101,13 +101,14 @@ class SamplingConfig(Strict):
 
 # --------------------------------------------------------------------------- prompt
 
-PromptFormat = Literal["transcript", "chatml", "llama3", "gemma", "mistral", "alpaca"]
+#: ``auto``: the model's own chat template, ``transcript`` when it has none
+PromptFormat = Literal["auto", "transcript", "chatml", "llama3", "gemma", "mistral", "alpaca"]
 
 
 class PromptConfig(Strict):
     """How the transcript prompt is laid out and sized."""
 
-    format: PromptFormat = "transcript"
+    format: PromptFormat = "auto"
     history_messages: int = Field(30, ge=1, le=200)
     token_budget: int | None = Field(
         None, ge=64, description="prompt tokens at most; default: context size minus reply length"
@@ -262,6 +263,9 @@ class DiscordConfig(Strict):
     queue_size: int = Field(3, ge=0)
     user_cooldown: float = Field(3.0, ge=0)
     fallback_reply: str = "…"
+    #: a reasoning model's thinking: never shown (off), as a spoiler message before the
+    #: reply (spoiler), or as a reasoning.txt attachment to it (file)
+    show_reasoning: Literal["off", "spoiler", "file"] = "off"
     #: a message starting with one of these is out of character: never answered, and left out
     #: of the chat the character reads
     ooc_prefixes: list[str] = Field(default_factory=lambda: ["//", "(("])

@@ -42,6 +42,8 @@ def format_stats(stats: ReplyStats | None) -> str:
         f"context used: {stats.prompt_tokens} / {stats.n_ctx} tokens (prompt budget {stats.budget})",
         f"history: {stats.turns_kept} turns kept, {stats.turns_dropped} dropped",
     ]
+    if stats.prompt_format:
+        lines.append(f"prompt format: {stats.prompt_format}")
     t = stats.timings
     if t is not None:
         read = f"{t.prompt_evaluated} of {t.prompt_tokens}" if t.prompt_evaluated is not None else f"{t.prompt_tokens}"

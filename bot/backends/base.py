@@ -22,6 +22,8 @@ __all__ = [
     "Health",
     "ModelInfo",
     "Backend",
+    "ChatTemplate",
+    "ChatTemplateSource",
 ]
 
 
@@ -106,11 +108,15 @@ class Timings:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of a streamed reply. The last chunk has ``done=True`` and the timings."""
+    """A piece of a streamed reply. The last chunk has ``done=True`` and the timings.
+
+    ``reasoning`` is thinking a server sent apart from the answer (``reasoning_content``).
+    """
 
     text: str = ""
     done: bool = False
     timings: Timings | None = None
+    reasoning: str = ""
 
 
 @dataclass(frozen=True)
@@ -189,4 +195,23 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections, threads and models."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """A model's own chat template (Jinja source) and the BOS/EOS token texts it refers to."""
+
+    source: str
+    bos_token: str = ""
+    eos_token: str = ""
+
+
+@runtime_checkable
+class ChatTemplateSource(Protocol):
+    """An optional ability: the backend can tell the model's own chat template (for
+    ``prompt.format: auto``)."""
+
+    async def chat_template(self) -> ChatTemplate | None:
+        """The served model's chat template, or None when it has none (or it cannot be known)."""
         ...

@@ -29,6 +29,7 @@ from typing import Any
 
 from bot.backends.base import (
     Capabilities,
+    ChatTemplate,
     Chunk,
     GenerationRequest,
     Health,
@@ -156,6 +157,20 @@ class LlamaCppBackend:
     async def context_size(self) -> int:
         """The configured context window."""
         return self.config.n_ctx
+
+    async def chat_template(self) -> ChatTemplate | None:
+        """The GGUF's ``tokenizer.chat_template``, if the model has one."""
+        llm = await self._ensure_loaded()
+        source = (getattr(llm, "metadata", None) or {}).get("tokenizer.chat_template")
+        if not source:
+            return None
+        model = llm._model
+        bos, eos = llm.token_bos(), llm.token_eos()
+        return ChatTemplate(
+            source=source,
+            bos_token=model.token_get_text(bos) if bos >= 0 else "",
+            eos_token=model.token_get_text(eos) if eos >= 0 else "",
+        )
 
     async def health(self) -> Health:
         """Healthy once the model loads; the error otherwise."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo
+from bot.backends.base import Capabilities, ChatTemplate, Chunk, GenerationRequest, Health, ModelInfo
 from bot.backends.http import (
     Generation,
     GenerationClock,
@@ -35,7 +35,7 @@ from bot.backends.http import (
 from bot.config import LlamaServerConfig
 from bot.errors import BackendError, BackendProtocolError, BackendUnavailable
 
-__all__ = ["LlamaServerBackend", "SlotMap"]
+__all__ = ["LlamaServerBackend", "SlotMap", "chat_template_from_props"]
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,10 @@ class LlamaServerBackend(HttpBackend):
     async def _server_context_size(self) -> int | None:
         return _context_from_props(await self._json("GET", "/props"))
 
+    async def chat_template(self) -> ChatTemplate | None:
+        """The model's chat template, from ``/props``."""
+        return chat_template_from_props(await self._json("GET", "/props"))
+
     async def _probe(self) -> Health:
         await self._request("GET", "/health")
         info = await self.model_info()
@@ -309,6 +313,16 @@ class LlamaServerBackend(HttpBackend):
             count = max(1, count * budget // tokens)
             first, second = prompts(count)
         return first, second
+
+
+def chat_template_from_props(props: Any) -> ChatTemplate | None:
+    """The chat template in a llama.cpp server's ``/props`` (with its BOS/EOS token texts), if any."""
+    if not isinstance(props, dict) or not isinstance(props.get("chat_template"), str) or not props["chat_template"]:
+        return None
+    bos, eos = props.get("bos_token"), props.get("eos_token")
+    return ChatTemplate(
+        props["chat_template"], bos_token=bos if isinstance(bos, str) else "", eos_token=eos if isinstance(eos, str) else ""
+    )
 
 
 def _context_from_props(props: Any) -> int | None:

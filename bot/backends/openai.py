@@ -7,6 +7,9 @@ stream server-sent events ending with ``data: [DONE]``. Only the standard sample
 fields are sent unless ``extended_samplers`` is on; anything else a server
 understands goes in ``extra_body``. Token counts come from llama-cpp-python's
 ``/extras/tokenize/count`` where the server has it, else from an estimate.
+Thinking a server sends apart from the answer (``reasoning_content``, or vLLM's
+``reasoning``) comes as :attr:`Chunk.reasoning`. The model's chat template is read
+from ``/props`` where the server is llama.cpp's; other servers do not tell it.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any
 
 import httpx
 
-from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo
+from bot.backends.base import Capabilities, ChatTemplate, Chunk, GenerationRequest, Health, ModelInfo
 from bot.backends.http import Generation, GenerationClock, HttpBackend, iter_sse, parse_json
+from bot.backends.llama_server import chat_template_from_props
 from bot.config import OobaConfig, OpenAIConfig
 from bot.errors import BackendError, BackendHTTPError, BackendProtocolError
 
@@ -77,28 +81,31 @@ class OpenAIBackend(HttpBackend):
                     raise self._stream_error(data, path)
                 if isinstance(data.get("usage"), dict):
                     usage = data["usage"]
-                text, reason = self._read_choice(data)
+                text, reason, thinking = self._read_choice(data)
                 finish = reason or finish
-                if text:
+                if text or thinking:
                     clock.text()
-                    yield Chunk(text=text)
+                    yield Chunk(text=text, reasoning=thinking)
 
-    def _read_choice(self, data: dict[str, Any]) -> tuple[str, str | None]:
+    def _read_choice(self, data: dict[str, Any]) -> tuple[str, str | None, str]:
+        """The text, the finish reason and any separate thinking of one stream event."""
         choices = data.get("choices")
         if not isinstance(choices, list):
             raise BackendProtocolError(f"stream event without 'choices': {str(data)[:80]}", backend=self.name)
         if not choices:
-            return "", None  # e.g. the usage-only chunk
+            return "", None, ""  # e.g. the usage-only chunk
         choice = choices[0] if isinstance(choices[0], dict) else {}
+        thinking: Any = ""
         if self.chat_mode:
             delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
             text = delta.get("content") or ""
+            thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
         else:
             text = choice.get("text") or ""
-        if not isinstance(text, str):
+        if not isinstance(text, str) or not isinstance(thinking, str):
             raise BackendProtocolError(f"stream text is not a string: {text!r}", backend=self.name)
         reason = choice.get("finish_reason")
-        return text, reason if isinstance(reason, str) else None
+        return text, reason if isinstance(reason, str) else None, thinking
 
     def _stream_error(self, data: dict[str, Any], path: str) -> BackendError:
         error = data.get("error")
@@ -143,6 +150,16 @@ class OpenAIBackend(HttpBackend):
         return {"top_k": s.top_k, "min_p": s.min_p, "repeat_penalty": s.repeat_penalty}
 
     # ------------------------------------------------------------------ models
+
+    async def chat_template(self) -> ChatTemplate | None:
+        """The model's chat template where the server shows it (llama.cpp's ``/props``), else None."""
+        try:
+            props = await self._json("GET", "/props")
+        except BackendHTTPError as exc:
+            if exc.status in (404, 405, 501):
+                return None
+            raise
+        return chat_template_from_props(props)
 
     async def _list_models(self) -> list[dict[str, Any]]:
         if self._models is None:

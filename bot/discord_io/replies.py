@@ -6,7 +6,10 @@ avatar URL goes with each message; a character whose avatar is a PNG becomes the
 webhook's own avatar before it speaks (uploaded only when it changes; a refused
 upload never stops a reply).
 Streaming edits are throttled, long replies continue in new messages split at a
-natural boundary, and nothing sent can ping anyone. A refused typing indicator, a
+natural boundary, and nothing sent can ping anyone. A reasoning model's thinking is
+shown only if the owner asks (``discord.show_reasoning``): as a spoiler message before
+the reply, or as a ``reasoning.txt`` attachment to it; either way it never comes back
+as part of the conversation. A refused typing indicator, a
 webhook someone deleted or a replied-to message deleted meanwhile never stops a reply.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import logging
 import re
 import time
@@ -33,6 +37,9 @@ __all__ = [
     "NO_PINGS",
     "WEBHOOK_NAME",
     "CUT_NOTE",
+    "REASONING_MARK",
+    "REASONING_FILE",
+    "reasoning_spoiler",
     "turn_from_message",
     "member_names",
     "show_typing",
@@ -49,6 +56,10 @@ NO_PINGS = discord.AllowedMentions.none()
 WEBHOOK_NAME = "Troupe"
 #: the last line of a reply whose generation failed after part of it was posted
 CUT_NOTE = "-# ⚠️ cut off: my model stopped answering"
+#: the first line of a message showing a reply's thinking (``show_reasoning: spoiler``)
+REASONING_MARK = "-# 💭 thinking"
+#: the attachment holding a reply's thinking (``show_reasoning: file``)
+REASONING_FILE = "reasoning.txt"
 _BOLD_PREFIX = re.compile(r"^\*\*(?P<name>[^*\n]{1,80})\*\*: ?")
 _UNKNOWN_WEBHOOK = 10015
 _REFUSED_WEBHOOK_NAME = re.compile("clyde|discord")
@@ -84,8 +95,12 @@ def turn_from_message(
         else:
             speaker = character_name
             text = text.removesuffix(CUT_NOTE).rstrip()
+            if text.startswith(REASONING_MARK):
+                return None  # the thinking shown before a reply is not part of the conversation
     text = text.replace(f"@{_bot_display(message, bot_user_id)}", f"@{character_name}")
     for attachment in message.attachments:
+        if role == "character" and attachment.filename == REASONING_FILE:
+            continue
         text += f"{' ' if text else ''}[attachment: {attachment.filename}]"
     if not text.strip():
         return None
@@ -104,6 +119,16 @@ def member_names(messages: Iterable[discord.Message], guild_id: int | None) -> d
         for m in messages
         if isinstance(m.author, discord.Member) and m.guild is not None and m.guild.id == guild_id
     }
+
+
+def reasoning_spoiler(reasoning: str, room: int = DISCORD_LIMIT) -> str:
+    """A reply's thinking as one message of at most ``room`` characters: the
+    :data:`REASONING_MARK` line, then the thinking in a spoiler (cut with ``…`` if long)."""
+    body = reasoning.strip().replace("|", "\\|")
+    space = room - len(REASONING_MARK) - len("\n||||")
+    if len(body) > space:
+        body = body[: space - 1].rstrip("\\") + "…"
+    return f"{REASONING_MARK}\n||{body}||"
 
 
 @contextlib.asynccontextmanager
@@ -313,6 +338,9 @@ class ReplyWriter:
         self._shown = ""  # what Discord shows for the current message
         self._last_edit = 0.0
         self._lock = asyncio.Lock()
+        self._reasoning_file: bytes | None = None  # attached to the reply's first message
+        #: the messages that show the reply's thinking (``show_reasoning: spoiler``)
+        self.reasoning_messages: list[discord.Message] = []
 
     @property
     def text(self) -> str:
@@ -331,6 +359,23 @@ class ReplyWriter:
         """Send a complete text (greetings, fallbacks) with the same splitting and identity."""
         await self.write(text)
         await self.finish()
+
+    async def add_reasoning(self, reasoning: str, mode: str) -> None:
+        """Show the reply's thinking as ``discord.show_reasoning`` says: ``spoiler`` posts it
+        now in a spoiler message (call it before the reply's first text), ``file`` attaches it
+        to the reply's first message as ``reasoning.txt``; ``off``, or no thinking, shows nothing."""
+        reasoning = reasoning.strip()
+        if not reasoning or mode == "off":
+            return
+        if mode == "file":
+            self._reasoning_file = reasoning.encode("utf-8")
+        else:
+            await self._whole(self._post_reasoning(reasoning))
+
+    async def _post_reasoning(self, reasoning: str) -> None:
+        await self._resolve()
+        text = reasoning_spoiler(reasoning, DISCORD_LIMIT - len(self._bold()))
+        self.reasoning_messages.append(await self._send(text, first=False))
 
     async def cut_off(self) -> None:
         """End a reply whose generation failed midway: keep what was said, marked with :data:`CUT_NOTE`."""
@@ -366,11 +411,14 @@ class ReplyWriter:
     def _content(self, body: str) -> str:
         return defuse_mentions(body if self._hook is not None else self._bold() + body)
 
-    async def _show(self, *, force: bool) -> None:
+    async def _resolve(self) -> None:
         if not self._resolved:
             self._resolved = True
             if self.webhooks is not None and self.speaker.webhook_ok:
                 self._hook = await self.webhooks.for_channel(self.channel)
+
+    async def _show(self, *, force: bool) -> None:
+        await self._resolve()
         body = self._current.strip()
         if not body or body == self._shown:
             return
@@ -409,7 +457,13 @@ class ReplyWriter:
             if make_new:
                 self._hook = await self.webhooks.for_channel(self.channel)
 
-    async def _send(self, body: str) -> discord.Message:
+    def _files(self, first: bool) -> dict[str, Any]:
+        """The reasoning attachment, on the reply's first message (a fresh file each try)."""
+        if not first or self.messages or self._reasoning_file is None:
+            return {}
+        return {"file": discord.File(io.BytesIO(self._reasoning_file), filename=REASONING_FILE)}
+
+    async def _send(self, body: str, *, first: bool = True) -> discord.Message:
         for attempt in range(2):
             if self._hook is None:
                 break
@@ -424,6 +478,7 @@ class ReplyWriter:
                         allowed_mentions=NO_PINGS,
                         wait=True,
                         **({"thread": thread} if thread is not None else {}),
+                        **self._files(first),
                     )
             except discord.NotFound:
                 log.info("The webhook in %s was deleted; %s", self.channel,
@@ -434,14 +489,16 @@ class ReplyWriter:
                 await self._replace_webhook(make_new=False)
                 if self.webhooks is not None:
                     self.webhooks.refuse(self.channel)
-        return await self._send_plain(self._content(body))
+        return await self._send_plain(self._content(body), first=first)
 
-    async def _send_plain(self, content: str) -> discord.Message:
+    async def _send_plain(self, content: str, *, first: bool = True) -> discord.Message:
         reference = self.reply_to if not self.messages else None
         try:
-            return await self.channel.send(content, allowed_mentions=NO_PINGS, reference=reference)  # type: ignore[arg-type]
+            return await self.channel.send(
+                content, allowed_mentions=NO_PINGS, reference=reference, **self._files(first)  # type: ignore[arg-type]
+            )
         except discord.HTTPException as exc:
             if reference is None or exc.code not in (50035, 10008):
                 raise
             # the message we answer was deleted meanwhile: post without the reply link
-            return await self.channel.send(content, allowed_mentions=NO_PINGS)
+            return await self.channel.send(content, allowed_mentions=NO_PINGS, **self._files(first))

@@ -31,10 +31,11 @@ from bot.backends.base import ChatMessage
 from bot.cards.model import Character, LoreEntry, Lorebook
 from bot.config import PromptConfig
 from bot.errors import PromptError
-from bot.prompt.formats import MessageRole, PromptTemplate, get_template
+from bot.prompt.formats import AUTO, MessageRole, PromptTemplate, get_template
 from bot.prompt.head import CardText, card_text, head_content, lore_block
 from bot.prompt.lorebook import DEFAULT_LORE_BUDGET, LoreSelection, entry_label, select_lore
 from bot.prompt.macros import expand_macros
+from bot.prompt.reasoning import strip_reasoning
 from bot.prompt.transcript import (
     CUT_MARK,
     MAX_TEXT_CHARS,
@@ -74,10 +75,18 @@ class _Turns:
     def role(self, index: int) -> MessageRole:
         return "assistant" if self.turns[index].role == "character" else "user"
 
+    def text(self, index: int) -> str:
+        """A turn's text; the character's own without any thinking it wrote."""
+        turn = self.turns[index]
+        return strip_reasoning(turn.text) if turn.role == "character" else turn.text
+
+    def render(self, index: int, text: str) -> str:
+        return self.template.defang(render_line(self.labels[index], text))
+
     def line(self, index: int) -> str:
         line = self.lines[index]
         if line is None:
-            line = render_line(self.labels[index], sanitize_text(self.turns[index].text))
+            line = self.render(index, sanitize_text(self.text(index)))
             self.lines[index] = line
         return line
 
@@ -100,8 +109,7 @@ def _lore_budget(book: Lorebook | None, budget: int) -> int:
 
 
 def _tail(template: PromptTemplate, notes: str, char: str, prefill: str) -> str:
-    opening = f"[{char}]:" + (f" {prefill}" if prefill else "")
-    return (template.wrap_note(notes) if notes else "") + template.open_assistant(opening)
+    return (template.wrap_note(notes) if notes else "") + template.open_reply(char, prefill)
 
 
 def _examples_kept(
@@ -121,13 +129,12 @@ def _cut_newest(turns: _Turns, index: int, available: int, budget: int) -> None:
     The end of the message is what is being answered, so it is kept; the kept part
     is still capped at ``MAX_TEXT_CHARS``.
     """
-    text = sanitize_text(turns.turns[index].text, limit=sys.maxsize)
-    label = turns.labels[index]
+    text = sanitize_text(turns.text(index), limit=sys.maxsize)
     role = turns.role(index)
 
     def line(kept: int) -> str:
         rest = text[len(text) - kept:].lstrip() if kept else ""
-        return render_line(label, f"{CUT_MARK} {rest}" if rest else CUT_MARK)
+        return turns.render(index, f"{CUT_MARK} {rest}" if rest else CUT_MARK)
 
     def cost(kept: int) -> int:
         return turns.count_tokens(turns.template.wrap(role, line(kept)))
@@ -202,6 +209,7 @@ def build_prompt(
     prefill: str = "",
     anchor: str | None = None,
     note: str = "",
+    template: PromptTemplate | None = None,
 ) -> Prompt:
     """The prompt for ``character``'s next reply to ``turns`` (oldest first), within ``budget`` tokens.
 
@@ -211,10 +219,13 @@ def build_prompt(
     ``user_name`` (default ``config.user_name``) is what ``{{user}}`` means, in the
     head too: keep it the same across replies of one conversation (e.g. ``None`` in a
     multi-user channel) or the prefix changes. ``anchor`` is the previous prompt's
-    ``first_turn_id``. Raises :class:`PromptError` if even the head, the notes and
-    a shortened newest turn cannot fit.
+    ``first_turn_id``. ``template`` is the format to use when ``config.format`` is
+    ``auto`` (the model's own, resolved by the caller; without it ``auto`` means
+    ``transcript``). Raises :class:`PromptError` if even the head, the notes and a
+    shortened newest turn cannot fit.
     """
-    template = get_template(config.format)
+    if template is None:
+        template = get_template("transcript" if config.format == AUTO else config.format)
     char = sanitize_name(character.display_name)
     user = speaker_label(user_name or config.user_name, "user", char)
     lore = select_lore(
@@ -229,6 +240,7 @@ def build_prompt(
     )
     channel_note = sanitize_text(note, limit=MAX_NOTE_CHARS) if note.strip() else ""
     notes = "\n\n".join(p for p in (lore_block(keyed, char=char, user=user), card.post_history, channel_note) if p)
+    notes = template.defang(notes)
     tail = _tail(template, notes, char, prefill)
     tail_cost = count_tokens(tail)
     rendered = _Turns(turns, [speaker_label(t.speaker, t.role, char) for t in turns], template, count_tokens)
@@ -238,7 +250,7 @@ def build_prompt(
 
     def head_cost(kept: int) -> int:
         if kept not in head_costs:
-            head_costs[kept] = count_tokens(template.wrap("system", head_content(card, kept)))
+            head_costs[kept] = count_tokens(template.wrap("system", template.defang(head_content(card, kept))))
         return head_costs[kept]
 
     guard = sum(rendered.cost(i) for i in range(max(0, count - _EXAMPLE_GUARD_TURNS), count))
@@ -259,7 +271,7 @@ def build_prompt(
         drop_fraction=config.drop_fraction,
         max_turns=config.history_messages,
     )
-    head = head_content(card, examples)
+    head = template.defang(head_content(card, examples))
     prefix = template.wrap("system", head)
     history_cost = sum(rendered.cost(i) for i in range(start, count))
     history = prefix + "".join(rendered.piece(i) for i in range(start, count))
@@ -269,9 +281,10 @@ def build_prompt(
         count - start, count, examples, len(card.examples),
         head_cost(examples) + history_cost + tail_cost, budget,
     )
+    stops = _stops(character, rendered, start, char=char, user=user)
     return Prompt(
         text=text,
-        stops=_stops(character, rendered, start, char=char, user=user),
+        stops=stops,
         prefix=prefix,
         token_count=head_cost(examples) + history_cost + tail_cost,
         prefix_tokens=head_cost(examples),
@@ -283,4 +296,6 @@ def build_prompt(
         lore_entries=tuple(entry_label(e) for e in lore.entries),
         messages=_messages(head, rendered, start, notes),
         history_end=len(history),
+        special_tokens=template.special_tokens,
+        backend_stops=template.backend_stops(stops),
     )

@@ -10,18 +10,29 @@ Each turn is its own message, so appending a turn only appends bytes (a merged
 message would move its closing token). No format writes a BOS token: backends add
 it when they tokenize. Formats without a system role (Gemma, Mistral) wrap the
 system part as a user message.
+
+``auto`` is not in this table: it is the model's own chat template, turned into a
+:class:`PromptTemplate` by :mod:`bot.prompt.chat_template` (or ``transcript`` for a
+model without one).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from bot.errors import PromptError
 
-__all__ = ["MessageRole", "PromptTemplate", "TEMPLATES", "get_template"]
+__all__ = ["AUTO", "MessageRole", "PromptTemplate", "ReasoningStyle", "TEMPLATES", "get_template"]
 
 MessageRole = Literal["system", "user", "assistant"]
+#: how a format's model thinks before it answers: not at all (as far as the format
+#: knows), in ``<think>…</think>``, or in gpt-oss's analysis channel
+ReasoningStyle = Literal["", "think", "channels"]
+#: the ``prompt.format`` that means "the model's own chat template"
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,14 @@ class PromptTemplate:
     instructions) inside the system wrapping. ``stops`` are the format's turn-end
     tokens. ``special_tokens`` are the control tokens the wrapping uses: the only
     strings a backend may parse as special tokens (never any in users' text).
+
+    Formats made from a model's chat template may also set ``note_message`` (how a
+    note is wrapped when it differs from the head's system message, e.g. without
+    Llama 3.1's dated preamble), ``reply_open`` (how the reply opens when it differs
+    from a past assistant message's opening, e.g. DeepSeek-R1's ``<think>``),
+    ``reasoning`` (the model may think before it answers: the reply then opens with
+    no ``[Name]:`` so it can, and only turn-end stops go to the backend, since
+    thinking may contain anything) and ``source`` (where the format came from).
     """
 
     name: str
@@ -42,6 +61,10 @@ class PromptTemplate:
     stops: tuple[str, ...] = ()
     note: tuple[str, str] = ("", "")
     special_tokens: tuple[str, ...] = ()
+    note_message: tuple[str, str] | None = None
+    reply_open: str | None = None
+    reasoning: ReasoningStyle = ""
+    source: str = ""
 
     def wrap(self, role: MessageRole, content: str) -> str:
         """``content`` as a complete message of ``role``."""
@@ -51,11 +74,54 @@ class PromptTemplate:
     def wrap_note(self, content: str) -> str:
         """A note to the model placed after the history."""
         before, after = self.note
-        return self.wrap("system", f"{before}{content}{after}")
+        outer = self.note_message or self.system
+        return f"{outer[0]}{before}{content}{after}{outer[1]}"
 
     def open_assistant(self, content: str) -> str:
         """An assistant message left open so the model continues ``content``."""
-        return f"{self.assistant[0]}{content}"
+        opening = self.assistant[0] if self.reply_open is None else self.reply_open
+        return f"{opening}{content}"
+
+    def open_reply(self, label: str, prefill: str = "") -> str:
+        """The open reply of the character shown as ``[label]:``, continuing ``prefill``.
+
+        A reasoning model's reply opens empty (it thinks first, then writes
+        ``[label]:`` itself, which the stop scanner trims); with a prefill, any
+        thinking the opening started is closed so the prefill is the answer.
+        """
+        line = f"[{label}]:" + (f" {prefill}" if prefill else "")
+        if not self.reasoning:
+            return self.open_assistant(line)
+        opening = self.assistant[0] if self.reply_open is None else self.reply_open
+        if not prefill:
+            return opening
+        if self.reasoning == "channels":
+            opening += "<|channel|>final<|message|>"
+        elif opening.rfind("<think>") > opening.rfind("</think>"):
+            opening += "\n</think>\n\n"
+        return opening + line
+
+    def backend_stops(self, stops: Sequence[str]) -> tuple[str, ...]:
+        """The stops worth sending to the backend: all of them, except for a reasoning model,
+        whose thinking may contain anything (names, brackets, even gpt-oss's turn ends):
+        it gets only the stops that cannot occur before its answer."""
+        if not self.reasoning:
+            return tuple(stops)
+        own = [stop for stop in self.stops if stop in stops]
+        if self.reasoning == "channels":
+            own = [stop for stop in own if not _CHANNEL_MARK.search(stop)]
+        return tuple(own)
+
+    def defang(self, text: str) -> str:
+        """``text`` with a space put into any of this format's own control tokens in it."""
+        for token in self.special_tokens:
+            if token in text:
+                text = text.replace(token, f"{token[0]} {token[1:]}")
+        return text
+
+
+#: gpt-oss's markers that occur between its analysis and its answer, not only at the end
+_CHANNEL_MARK = re.compile(r"<\|(?:end|start|channel|message)\|>")
 
 
 TEMPLATES: dict[str, PromptTemplate] = {
@@ -109,7 +175,8 @@ TEMPLATES: dict[str, PromptTemplate] = {
 
 
 def get_template(name: str) -> PromptTemplate:
-    """The template for a ``PromptConfig.format`` value."""
+    """The template for a named ``PromptConfig.format`` value (``auto`` is resolved per
+    model: see :mod:`bot.prompt.chat_template`)."""
     try:
         return TEMPLATES[name]
     except KeyError as exc:

@@ -52,3 +52,8 @@ class Prompt:
     #: where the volatile tail (notes, the open ``[Character]:``) begins: ``text[:history_end]``
     #: is what a backend can read ahead before the character is asked to speak
     history_end: int = 0
+    #: the format's control tokens: the only strings a backend may parse as special tokens
+    special_tokens: tuple[str, ...] = ()
+    #: the stops worth sending to the backend (``stops`` all apply to the visible reply; a
+    #: reasoning model's thinking may contain most of them, so it gets only its turn ends)
+    backend_stops: tuple[str, ...] = ()
