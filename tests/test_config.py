@@ -42,7 +42,7 @@ def test_empty_file_gives_all_defaults(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("")
     config = load_config(path)
-    assert config.prompt.format == "transcript"
+    assert config.prompt.format == "auto"
     assert config.sampling.preset == "default"
 
 

@@ -7,6 +7,9 @@ arguments refused). ``tokenize_extras`` adds llama-cpp-python's
 ``/extras/tokenize/count``. ``ooba`` mode follows text-generation-webui's openai
 extension instead: its extra sampler fields, FastAPI's 422 body for bad requests,
 and the ``/v1/internal/*`` routes (token count, model info/list/load, stop).
+``reasoning`` makes chat streams send thinking first, in ``reasoning_content`` deltas
+(as llama.cpp's server with ``--reasoning-format``, DeepSeek's API and vLLM do);
+``props`` serves llama.cpp's ``/props`` (with the model's ``chat_template``).
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ class FakeOpenAIServer(FakeServer):
     ooba_model: str = "fake-model-7B"
     ooba_models: list[str] = field(default_factory=lambda: ["fake-model-7B", "other-model-13B"])
     stop_requests: int = 0
+    reasoning: list[str] = field(default_factory=list)
+    props: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -80,6 +85,8 @@ class FakeOpenAIServer(FakeServer):
         ]
         if self.tokenize_extras:
             routes.append(web.post("/extras/tokenize/count", self._extras_count))
+        if self.props is not None:
+            routes.append(web.get("/props", self._props))
         if self.ooba:
             routes += [
                 web.post("/v1/internal/token-count", self._token_count),
@@ -186,6 +193,11 @@ class FakeOpenAIServer(FakeServer):
             first["choices"][0]["delta"] = {"role": "assistant", "content": ""}
             if not await self.write(request, response, f"data: {json.dumps(first)}\n\n"):
                 return response
+            for thought in self.reasoning:
+                event = self._chunk(True, None, None)
+                event["choices"][0]["delta"] = {"reasoning_content": thought}
+                if not await self.write(request, response, f"data: {json.dumps(event)}\n\n"):
+                    return response
         for piece in pieces:
             if self._stop.is_set():
                 finish = "stop"
@@ -201,6 +213,9 @@ class FakeOpenAIServer(FakeServer):
             await self.write(request, response, "data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _props(self, request: web.Request) -> web.Response:
+        return self._denied(request) or web.json_response(self.props)
 
     async def _extras_count(self, request: web.Request) -> web.Response:
         body = await request.json()
