@@ -99,7 +99,8 @@ class Responder:
             async with show_typing(channel):
                 reply = await self.service.reply(character, turns, conversation=key)
                 pieces = reply.__aiter__()
-                first = await anext(pieces, None)  # typing shows while the model reads the prompt
+                first = await anext(pieces, None)  # typing shows while the model reads the prompt (and thinks)
+            await writer.add_reasoning(reply.reasoning, self._settings().show_reasoning)
             if first is not None:
                 await writer.write(first)
                 async for piece in pieces:
