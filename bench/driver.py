@@ -87,7 +87,7 @@ async def run_replay(
     started = time.perf_counter()
     if mode.prewarm:
         await _prewarm(service, character, replay.channels, run)
-    ideal = IdealCounter(character, config.prompt.format, service.counter.count)
+    ideal = IdealCounter(character, await service.formats.template(None), service.counter.count)
     channels = {name: _Channel() for name in replay.channels}
     last_channel: str | None = None
     for message in replay.messages:

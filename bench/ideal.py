@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from bot.cards.model import Character
-from bot.prompt import Prompt, Turn, get_template, render_turn
+from bot.prompt import Prompt, PromptTemplate, Turn, render_turn
 
 __all__ = ["IdealCounter", "IdealError"]
 
@@ -27,9 +27,9 @@ class IdealError(Exception):
 class IdealCounter:
     """Counts the ideal reading for a reply, with the model's own token counter."""
 
-    def __init__(self, character: Character, prompt_format: str, count_tokens: Callable[[str], int]) -> None:
+    def __init__(self, character: Character, template: PromptTemplate, count_tokens: Callable[[str], int]) -> None:
         self._name = character.display_name
-        self._template = get_template(prompt_format)
+        self._template = template
         self._count = count_tokens
 
     def piece(self, turn: Turn) -> str:

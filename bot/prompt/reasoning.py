@@ -140,6 +140,8 @@ def strip_reasoning(text: str) -> str:
     A ``</think>`` with no opening (the prompt had opened it) ends thinking that
     began at the start of the text.
     """
+    if "<" not in text:
+        return text  # nothing that could be a marker (most replies)
     cut = False
     if "</think" in text and not any(tag in text for tag in _OPEN):
         closing = max(text.rfind(tag) for tag in _CLOSE)
