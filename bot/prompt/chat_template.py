@@ -60,12 +60,13 @@ __all__ = [
 #: of its own (``CHATML_TEMPLATE_SRC`` in llama.cpp's common/chat.cpp): not the model's
 LLAMA_CPP_DEFAULT_TEMPLATE = (
     "{%- for message in messages -%}\n"
-    "  {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' -}}\n"
+    "  {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' -}}\n"
     "{%- endfor -%}\n"
     "{%- if add_generation_prompt -%}\n"
-    "  {{- '<|im_start|>assistant\\n' -}}\n"
+    "  {{- '<|im_start|>assistant\n' -}}\n"
     "{%- endif -%}"
 )
+_SPACE = re.compile(r"\s+|\\n")
 
 #: control tokens as chat templates spell them: <|im_start|>, <｜User｜>, <start_of_turn>,
 #: </s>, [INST], [gMASK] ... (a plain string listed by mistake is harmless: a tokenizer
@@ -83,7 +84,7 @@ class ChatTemplateError(PromptError):
 
 def is_llama_cpp_default(source: str) -> bool:
     """Whether ``source`` is llama.cpp's stand-in ChatML template (the model has none)."""
-    return source.strip() == LLAMA_CPP_DEFAULT_TEMPLATE.strip()
+    return _SPACE.sub("", source) == _SPACE.sub("", LLAMA_CPP_DEFAULT_TEMPLATE)
 
 
 def reasoning_style(source: str) -> ReasoningStyle:

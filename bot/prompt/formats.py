@@ -86,13 +86,16 @@ class PromptTemplate:
         """The open reply of the character shown as ``[label]:``, continuing ``prefill``.
 
         A reasoning model's reply opens empty (it thinks first, then writes
-        ``[label]:`` itself, which the stop scanner trims); with a prefill, any
-        thinking the opening started is closed so the prefill is the answer.
+        ``[label]:`` itself, which the stop scanner trims), unless the template closed
+        the thinking already (DeepSeek-V3.1); with a prefill, any thinking the opening
+        started is closed so the prefill is the answer.
         """
         line = f"[{label}]:" + (f" {prefill}" if prefill else "")
         if not self.reasoning:
             return self.open_assistant(line)
         opening = self.assistant[0] if self.reply_open is None else self.reply_open
+        if opening.rstrip().endswith("</think>"):
+            return opening + line  # the template closed the thinking: the model answers at once
         if not prefill:
             return opening
         if self.reasoning == "channels":
