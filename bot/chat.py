@@ -200,7 +200,7 @@ class ChatService:
         channel's author's note, placed after the history)."""
         budget = await self.budget()
         anchor = (await self.conversations.get(conversation)).anchor if conversation else None
-        template = await self.formats.template(conversation)
+        template = await self.formats.template(conversation, self.config.prompt)
 
         def build(count: Callable[[str], int]) -> Prompt:
             return build_prompt(

@@ -80,7 +80,9 @@ def _derive(template: ChatTemplate, day: date) -> PromptTemplate:
     )
 
 
-async def choose_format(backend: Backend, config: PromptConfig, *, today: date | None = None) -> tuple[FormatChoice, PromptTemplate]:
+async def choose_format(
+    backend: Backend, config: PromptConfig, *, today: date | None = None
+) -> tuple[FormatChoice, PromptTemplate]:
     """The format ``backend``'s prompts use under ``config`` (see the module docstring)."""
     if config.format != AUTO:
         return FormatChoice(config.format), get_template(config.format)
@@ -91,14 +93,17 @@ async def choose_format(backend: Backend, config: PromptConfig, *, today: date |
         fmt = await asyncio.to_thread(_derive, template, today or date.today())
     except ChatTemplateError as exc:
         log.warning("%s: the model's chat template cannot be used (%s); using transcript", backend.name, exc)
-        return FormatChoice(AUTO, fallback=f"the model's chat template cannot be used: {exc}"), get_template("transcript")
+        reason = f"the model's chat template cannot be used: {exc}"
+        return FormatChoice(AUTO, fallback=reason), get_template("transcript")
     return FormatChoice(AUTO, template=template), fmt
 
 
 class PromptFormats:
     """The prompt format of one backend's conversations, resolved once per model."""
 
-    def __init__(self, backend: Backend, config: PromptConfig, *, clock: Callable[[], date] = date.today) -> None:
+    def __init__(
+        self, backend: Backend, config: PromptConfig, *, clock: Callable[[], date] = date.today
+    ) -> None:
         self.backend = backend
         self.config = config
         self._clock = clock
@@ -124,8 +129,14 @@ class PromptFormats:
         fmt = await self.template(conversation)
         return (await self.choice()).describe(fmt)
 
-    async def template(self, conversation: str | None) -> PromptTemplate:
-        """The format for ``conversation``'s prompts (dated templates pinned to its first day)."""
+    async def template(self, conversation: str | None, config: PromptConfig | None = None) -> PromptTemplate:
+        """The format for ``conversation``'s prompts (dated templates pinned to its first day).
+
+        ``config`` is the current prompt config: a reloaded one with another format is
+        taken from here on."""
+        if config is not None and config.format != self.config.format:
+            self.config = config
+            self.forget()
         day = self._day(conversation)
         async with self._lock:
             if self._choice is None:

@@ -243,3 +243,11 @@ async def test_a_real_llama_server_without_a_template_means_transcript(model_pat
         finally:
             await backend.aclose()
     assert fmt.name == "transcript" and "stand-in ChatML" in (choice.fallback or "")
+
+
+async def test_a_reloaded_config_with_another_format_takes_effect() -> None:
+    backend = TemplatedBackend(real_template("Qwen-Qwen2.5-7B-Instruct.jinja"))
+    service = ChatService(backend, parse_config({}))
+    assert (await service.build(ARIA, TURNS, conversation="c")).text.startswith("<|im_start|>system")
+    service.config = parse_config({"prompt": {"format": "transcript"}})  # as /config reload does
+    assert (await service.build(ARIA, TURNS, conversation="c")).text.startswith("This is a conversation")

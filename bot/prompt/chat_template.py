@@ -72,7 +72,8 @@ _SPACE = re.compile(r"\s+|\\n")
 #: </s>, [INST], [gMASK] ... (a plain string listed by mistake is harmless: a tokenizer
 #: reads text that is no special token as text)
 _TOKEN = re.compile(
-    r"<\|[^<>|\s]{1,40}\|>|<｜[^<>｜]{1,40}｜>|</?[A-Za-z_][\w.-]{0,40}>|<\|[A-Za-z_]{1,40}>|<[A-Za-z_]{1,40}\|>"
+    r"<\|[^<>|\s]{1,40}\|>|<｜[^<>｜]{1,40}｜>|</?[A-Za-z_][\w.-]{0,40}>"
+    r"|<\|[A-Za-z_]{1,40}>|<[A-Za-z_]{1,40}\|>"
     r"|\[/?[A-Za-z_]{2,30}\]"
 )
 _MARK = "TroupeProbe{}Q"
@@ -100,7 +101,9 @@ def _environment(now: datetime) -> ImmutableSandboxedEnvironment:
     def raise_exception(message: str) -> None:
         raise jinja2.TemplateError(message)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = now.strftime
     return env
@@ -155,8 +158,9 @@ class _Renderer:
         """A conversation without the generation prompt, less the EOS token some templates
         (Phi-3) end such a conversation with instead."""
         text = self(messages)
-        if self.eos_token and text.endswith(self.eos_token) and not self(messages, generation=True).startswith(text):
-            text = text[: -len(self.eos_token)]
+        if self.eos_token and text.endswith(self.eos_token):
+            if not self(messages, generation=True).startswith(text):
+                text = text[: -len(self.eos_token)]
         return text
 
 
@@ -194,7 +198,8 @@ class _Turns:
 def _learn(render: _Renderer, with_system: bool) -> _Turns | None:
     m = _marks("S", "U1", "A1", "U2", "A2", "U3")
     head = [("system", m["S"])] if with_system else []
-    talk = [("user", m["U1"]), ("assistant", m["A1"]), ("user", m["U2"]), ("assistant", m["A2"]), ("user", m["U3"])]
+    talk = [("user", m["U1"]), ("assistant", m["A1"]), ("user", m["U2"]), ("assistant", m["A2"]),
+            ("user", m["U3"])]
     try:
         plain = render.without_eos([*head, *talk])
         generated = render([*head, *talk], generation=True)
