@@ -106,7 +106,7 @@ async def test_check_prints_the_format_each_backend_will_use(
 async def test_stats_say_which_format_the_reply_used(scripted: ScriptedBackend) -> None:
     service = ChatService(scripted, parse_config({}))
     await (await service.reply(ARIA, TURNS, conversation="c")).collect()
-    stats = format_stats(service.last_stats["c"])
+    stats = format_stats(service.last_stats("c"))
     assert "prompt format: transcript (auto: scripted does not tell the model's chat template)" in stats.splitlines()
 
 
