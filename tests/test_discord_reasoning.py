@@ -98,3 +98,15 @@ def test_long_thinking_is_cut_to_fit_one_message() -> None:
 
 def test_pipes_in_the_thinking_cannot_end_the_spoiler_early() -> None:
     assert reasoning_spoiler("a || b") == f"{REASONING_MARK}\n||a \\|\\| b||"
+
+
+async def test_typing_shows_while_the_model_thinks(fake_discord: FakeDiscord, world: World, tmp_path: Path) -> None:
+    # discord.py re-sends "typing" every 5 s while the reply waits for its first visible text
+    thinking = ["<think>Hmm.", " Stew?", " Pie?", " Stew.</think>", "The stew, always."]
+    backend = ScriptedBackend([thinking], chunk_delay=1.5)
+    async with running_bot(fake_discord, make_config(fake_discord, tmp_path), backend):
+        await fake_discord.user_says(world.channel, world.alice, "what's good tonight?", mention_bot=True)
+        [reply] = await fake_discord.wait_for(lambda: fake_discord.sent_by_bot(world.channel), timeout=10)
+    typing = [t for channel_id, t in fake_discord.typing if channel_id == world.channel.id]
+    assert len(typing) >= 2 and typing[-1] - typing[0] >= 4.5  # kept on through the thinking
+    assert reply.content == "The stew, always."
