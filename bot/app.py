@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from bot.config import Config
 from bot.conversations import Conversations
 from bot.discord_io import NO_PINGS, ChannelHistory, Responder, Webhooks
 from bot.errors import BotError, CardError, ConfigError
+from bot.lifecycle import Stopped, retry_until_up, stop_on_signals, until_stopped, within
 from bot.readahead import ReadAhead
 from bot.scheduling import ChannelScheduler, Cooldowns
 from bot.store import Store
@@ -240,44 +240,65 @@ def run_bot(config: Config) -> int:
     return asyncio.run(_serve(config, token))
 
 
+_LOGIN_TIMEOUT = 30.0  # seconds one login attempt may take before it counts as "no answer"
+_CLOSE_GRACE = 3.0  # seconds to say goodbye to Discord at shutdown before giving up on it
+
+
 async def _serve(config: Config, token: str) -> int:
     point_discord_at(config.discord.api_url, config.discord.gateway_url)
-    library = CharacterLibrary(config.resolve_path(config.characters_dir))
-    await asyncio.to_thread(library.load)  # it logs each card it skips
-    if not library.all():
-        raise ConfigError(f"{library.directory}: no usable character cards")
-    backend = create_backend(config.backend)
-    try:
-        async with await Store.open(config.store_url()) as store:
-            conversations = Conversations(library, store, default_character=config.default_character)
-            bot = TroupeBot(
-                config=config, service=ChatService(backend, config, conversations), library=library, store=store,
-                config_path=config.source,
-            )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            runner = asyncio.create_task(bot.start(token))
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if stopper in done:
-                log.info("Shutting down")
-            await bot.close()
-            stopper.cancel()
-            try:
-                await runner
-            except discord.LoginFailure as exc:
-                raise ConfigError(f"Discord refused the token (discord.token): {exc}") from exc
-            except discord.PrivilegedIntentsRequired as exc:
-                raise ConfigError(
-                    "enable the MESSAGE CONTENT intent for the bot in the Discord developer portal"
-                ) from exc
-            except (aiohttp.ClientError, OSError) as exc:
-                raise ConfigError(f"cannot reach Discord at {config.discord.api_url}: {exc}") from exc
-            except asyncio.CancelledError:
-                pass
-    finally:
-        await backend.aclose()
+    stop = asyncio.Event()
+    with stop_on_signals(stop):  # from here on SIGTERM / Ctrl-C end the process within seconds
+        library = CharacterLibrary(config.resolve_path(config.characters_dir))
+        await asyncio.to_thread(library.load)  # it logs each card it skips
+        if not library.all():
+            raise ConfigError(f"{library.directory}: no usable character cards")
+        backend = create_backend(config.backend)
+        try:
+            async with await Store.open(config.store_url()) as store:
+                conversations = Conversations(library, store, default_character=config.default_character)
+                bot = TroupeBot(
+                    config=config, service=ChatService(backend, config, conversations), library=library,
+                    store=store, config_path=config.source,
+                )
+                try:
+                    await _log_in(bot, token, config.discord.api_url, stop)
+                    await until_stopped(bot.connect(), stop)
+                except Stopped:
+                    log.info("Shutting down")
+                except discord.LoginFailure as exc:
+                    raise ConfigError(f"Discord refused the token (discord.token): {exc}") from exc
+                except discord.PrivilegedIntentsRequired as exc:
+                    raise ConfigError(
+                        "enable the MESSAGE CONTENT intent for the bot in the Discord developer portal"
+                    ) from exc
+                except (aiohttp.ClientError, OSError) as exc:
+                    raise ConfigError(f"cannot reach Discord at {config.discord.api_url}: {exc}") from exc
+                finally:
+                    if not await within(bot.close(), _CLOSE_GRACE):
+                        log.warning("Discord did not see the bot off within %g s; leaving anyway", _CLOSE_GRACE)
+        finally:
+            await backend.aclose()
     log.info("Stopped cleanly")
     return 0
+
+
+async def _log_in(bot: TroupeBot, token: str, api_url: str, stop: asyncio.Event) -> None:
+    """Log in, waiting for the network and for Discord if they are not up yet (Stopped on a stop)."""
+
+    async def drop_session() -> None:  # each login attempt opens a fresh HTTP session
+        await bot.http.close()
+        bot.http.connector = discord.utils.MISSING
+
+    await retry_until_up(
+        lambda: bot.login(token), transient=_unreachable, stop=stop, what=f"cannot reach Discord at {api_url}",
+        attempt_timeout=_LOGIN_TIMEOUT, after_failure=drop_session,
+    )
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """Why Discord could not be reached (worth another try later), or None for any other failure."""
+    if isinstance(exc, discord.DiscordServerError):
+        return f"Discord answered {exc.status}"
+    if isinstance(exc, (aiohttp.ClientError, OSError, asyncio.TimeoutError)):
+        return str(exc) or type(exc).__name__
+    return None

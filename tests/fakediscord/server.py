@@ -90,10 +90,11 @@ class FakeDiscord:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def start(self) -> FakeDiscord:
-        """Listen on a free port of 127.0.0.1."""
+    async def start(self, port: int = 0) -> FakeDiscord:
+        """Listen on ``port`` of 127.0.0.1 (0: a free one)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
         self.port = sock.getsockname()[1]
         self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         await self._runner.setup()
