@@ -18,6 +18,7 @@ from pathlib import Path
 import aiosqlite
 
 from bot.errors import StoreError
+from bot.ownership import write_hint
 from bot.store.base import StoreInfo
 from bot.store.migrations import LATEST, MIGRATIONS, AddColumn, render
 from bot.store.sql import SqlStore, Statement
@@ -48,7 +49,7 @@ class SqliteStore(SqlStore):
             path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(path, isolation_level=None)  # transactions are explicit
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the store {sqlite_url(path)}: {exc}") from exc
+            raise StoreError(f"cannot open the store {sqlite_url(path)}: {exc}{write_hint(path)}") from exc
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
@@ -56,7 +57,7 @@ class SqliteStore(SqlStore):
             await _migrate(db, path)
         except (sqlite3.Error, OSError) as exc:
             await db.close()
-            raise StoreError(f"cannot open the store {sqlite_url(path)}: {exc}") from exc
+            raise StoreError(f"cannot open the store {sqlite_url(path)}: {exc}{write_hint(path)}") from exc
         log.info("Store opened at %s", sqlite_url(path))
         return cls(db, path)
 
