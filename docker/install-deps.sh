@@ -14,6 +14,10 @@ fi
 venv=$1
 pyproject=$2
 
+# A CA bundle handed in as the build secret pip-cert (a TLS-inspecting proxy's): pip trusts it.
+if [ -s /run/secrets/pip-cert ]; then
+    export PIP_CERT=/run/secrets/pip-cert
+fi
 python3 -m venv "$venv"
 requirements=$(mktemp)
 trap 'rm -f "$requirements"' EXIT
