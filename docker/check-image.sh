@@ -107,6 +107,8 @@ check "a container writes nothing outside its volumes" sh -c \
 check "chat --message answers" sh -c "docker run --rm $image chat --message hello | grep -q ."
 check "--user 4242:4242 check" sh -c "docker run --rm --user 4242:4242 $image check 2>&1 | grep -q 'all good'"
 check "--user 4242:4242 chat --message" sh -c "docker run --rm --user 4242:4242 $image chat --message hello | grep -q ."
+check "--user 4242:4242 can add files to /data and /app/characters" \
+    docker run --rm --user 4242:4242 --entrypoint sh "$image" -c 'touch /data/x /app/characters/x'
 check "--read-only check" sh -c "docker run --rm --read-only $image check 2>&1 | grep -q 'all good'"
 check "--read-only chat --message" sh -c "docker run --rm --read-only $image chat --message hello | grep -q ."
 check "after docker save / load (file times in whole seconds): check assembles nothing" sh -c "
