@@ -33,8 +33,9 @@ def write_hint(path: Path) -> str:
         except OSError:
             continue
         uid, gid = os.getuid(), os.getgid()
+        instead = f", or run the bot as uid {owner.st_uid}" if owner.st_uid != 0 else ""
         return (
             f"; {candidate} belongs to uid {owner.st_uid} (gid {owner.st_gid}) and the bot runs as uid {uid} "
-            f"(gid {gid}): chown -R {uid}:{gid} the folder mounted there, or run the bot as uid {owner.st_uid}"
+            f"(gid {gid}): chown -R {uid}:{gid} the folder mounted there{instead}"
         )
     return ""

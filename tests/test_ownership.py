@@ -30,9 +30,10 @@ def test_a_folder_owned_by_someone_else_is_named_with_the_uid_to_chown_it_to(tmp
                               f"print(write_hint(Path('{data}/troupe.db')))")
     uid, gid = os.getuid(), os.getgid()
     owner = data.stat()
+    instead = f", or run the bot as uid {owner.st_uid}" if owner.st_uid != 0 else ""  # never "run as root"
     assert result.stdout.strip() == (
         f"; {data} belongs to uid {owner.st_uid} (gid {owner.st_gid}) and the bot runs as uid {uid} (gid {gid}): "
-        f"chown -R {uid}:{gid} the folder mounted there, or run the bot as uid {owner.st_uid}"
+        f"chown -R {uid}:{gid} the folder mounted there{instead}"
     ), result.stderr
 
 
