@@ -104,6 +104,7 @@ else
 fi
 check "a container writes nothing outside its volumes" sh -c \
     "changes=\$(docker diff $prefix-diff); [ -z \"\$changes\" ] || { echo \"\$changes\"; false; }"
+docker rm "$prefix-diff" >/dev/null
 check "chat --message answers" sh -c "docker run --rm $image chat --message hello | grep -q ."
 check "--user 4242:4242 check" sh -c "docker run --rm --user 4242:4242 $image check 2>&1 | grep -q 'all good'"
 check "--user 4242:4242 chat --message" sh -c "docker run --rm --user 4242:4242 $image chat --message hello | grep -q ."
