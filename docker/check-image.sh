@@ -10,6 +10,7 @@
 #   PIP_CERT      if set, that CA bundle is handed to the build as the pip-cert secret
 #   PYTHON        a Python with Troupe's test extra, for the fake Discord (default: .venv's)
 #   IMAGE         the tag to build (default: troupe:check)
+#   BUILD         0 to check IMAGE as it is (one you pulled, say) instead of building it
 #   PORT          a free port on the host for the fake Discord (default: 18990)
 #
 # It needs BuildKit (docker 23+, or DOCKER_BUILDKIT=1 with 20.10) and leaves the image
@@ -85,7 +86,9 @@ EOF
 echo "== build"
 set -- ${1:+--build-arg "PYTHON_IMAGE=$1"} ${PIP_CERT:+--secret "id=pip-cert,src=$PIP_CERT"}
 started=$(now)
-if DOCKER_BUILDKIT=1 docker build "$@" -t "$image" . >"$work/build.log" 2>&1; then
+if [ "${BUILD:-1}" = 0 ]; then
+    echo "(not built: checking $image as it is)"
+elif DOCKER_BUILDKIT=1 docker build "$@" -t "$image" . >"$work/build.log" 2>&1; then
     pass "build: $(elapsed "$started" "$(now)") s, $(docker image inspect -f '{{.Size}}' "$image" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
 else
     fail "build"

@@ -157,3 +157,21 @@ async def test_sigterm_while_logging_in_to_a_server_that_never_answers_ends_the_
     assert code == 0, log.read_text()[-2000:]
     assert took < QUICK_EXIT
     assert "Stopped cleanly" in log.read_text()
+
+
+async def test_sigterm_while_replying_ends_the_bot_at_once(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "bot.log"
+    async with FakeOpenAIServer(reply=[f" word{i}" for i in range(400)], piece_delay=0.05) as slow_model:
+        fake = await FakeDiscord(token=TOKEN).start(port)
+        try:
+            world = build_world(fake)
+            async with bot_process(write_config(tmp_path, port, slow_model), log) as proc:
+                await fake.wait_connected(timeout=30)
+                await fake.user_says(world.channel, world.alice, "a long story, please", mention_bot=True)
+                await fake.wait_for(lambda: fake.sent_by_bot(world.channel), timeout=30)  # 20 s of reply to go
+                code, took = await sigterm_and_time_the_exit(proc)
+        finally:
+            await fake.close()
+    assert code == 0, log.read_text()[-2000:]
+    assert took < QUICK_EXIT
+    assert "Stopped cleanly" in log.read_text()
