@@ -123,12 +123,13 @@ class TroupeBot(commands.Bot):
         prefix at once (while connecting), then, once connected, each channel's recent history,
         so the first reply in each after a restart reads only the message that asks for it.
         A mention meanwhile takes the model first. Returns the channels pre-warmed."""
-        active = [(conversation.key, character) for conversation in await self.conversations.active(limit)
-                  if (character := await self.conversations.character(conversation.key)) is not None]
+        active = [(conversation.key, cast) for conversation in await self.conversations.active(limit)
+                  if (cast := await self.conversations.cast(conversation.key))]
         warmed = 0
-        for key, character in active:
+        for key, cast in active:
+            character = cast[0]
             try:
-                read = await self.service.prewarm(character, key)
+                read = await self.service.prewarm(character, key, cast=cast)
             except BotError as exc:
                 log.warning("Could not pre-warm channel %s: %s", key, exc)
                 return warmed

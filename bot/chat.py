@@ -111,6 +111,8 @@ class ReplyStats:
     retries: int = 0
     #: the prompt format in use and how it was chosen (e.g. "transcript (auto: the model has no chat template)")
     prompt_format: str = ""
+    speaker: str = ""  # who replied (a scene's member)
+    cast: tuple[str, ...] = ()  # the scene's members when the reply was written (empty: one character)
 
 
 @dataclass
@@ -195,9 +197,11 @@ class ChatService:
         user_name: str | None = None,
         prefill: str = "",
         note: str = "",
+        cast: Sequence[Character] = (),
     ) -> Prompt:
         """The prompt for the character's next reply, fitted to the budget (``note``: the
-        channel's author's note, placed after the history)."""
+        channel's author's note, placed after the history; ``cast``: a scene's members, in
+        order, who share one prompt)."""
         budget = await self.budget()
         anchor = (await self.conversations.get(conversation)).anchor if conversation else None
         template = await self.formats.template(conversation, self.config.prompt)
@@ -214,6 +218,7 @@ class ChatService:
                 anchor=anchor,
                 note=note,
                 template=template,
+                cast=cast,
             )
 
         # Remote tokenizers are asynchronous: a first pass learns which texts the
@@ -225,25 +230,27 @@ class ChatService:
             prompt = build(self.counter.count)
         return prompt
 
-    async def prewarm(self, character: Character, conversation: str) -> int:
-        """Have the backend read the character's stable prefix ahead of the first reply.
+    async def prewarm(self, character: Character, conversation: str, *, cast: Sequence[Character] = ()) -> int:
+        """Have the backend read the character's (or the scene's) stable prefix ahead of the first reply.
 
         Returns the tokens read (0 when the backend keeps no per-conversation state).
         """
         prewarm = getattr(self.backend, "prewarm", None)
         if prewarm is None:
             return 0
-        prompt = await self.build(character, [], conversation=None)
+        prompt = await self.build(character, [], conversation=None, cast=cast)
         return int(await prewarm(conversation, prompt.prefix, special_tokens=prompt.special_tokens))
 
-    async def read_ahead(self, character: Character, turns: Sequence[Turn], *, conversation: str) -> int:
+    async def read_ahead(
+        self, character: Character, turns: Sequence[Turn], *, conversation: str, cast: Sequence[Character] = ()
+    ) -> int:
         """While the model is idle, read the conversation so far into the backend's state for it,
         so the next reply reads only what arrives after this. Returns the tokens read (0 when
         the backend keeps no per-conversation state, or is busy)."""
         prewarm = getattr(self.backend, "prewarm", None)
         if prewarm is None or not turns or not self.config.prompt.read_ahead:
             return 0
-        prompt = await self.build(character, turns, conversation=conversation)
+        prompt = await self.build(character, turns, conversation=conversation, cast=cast)
         await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=False)
         history = prompt.text[: prompt.history_end]
         return int(await prewarm(conversation, history, special_tokens=prompt.special_tokens, only_if_idle=True))
@@ -258,14 +265,16 @@ class ChatService:
         prefill: str = "",
         sampling: Sampling | None = None,
         max_tokens: int | None = None,
+        cast: Sequence[Character] = (),
     ) -> ReplyStream:
-        """Start the character's reply; iterate the result for stop-enforced text.
+        """Start the character's reply; iterate the result for stop-enforced text (``cast``: a
+        scene's members, ``character`` among them, who share one prompt).
 
         The conversation's note and window come from its owner (:class:`Conversations`),
-        which learns where the window starts now."""
+        which learns where the window starts now and who spoke."""
         note = (await self.conversations.get(conversation)).note or "" if conversation else ""
         prompt = await self.build(
-            character, turns, conversation=conversation, user_name=user_name, prefill=prefill, note=note
+            character, turns, conversation=conversation, user_name=user_name, prefill=prefill, note=note, cast=cast
         )
         if conversation:
             await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=True)
@@ -287,8 +296,11 @@ class ChatService:
             turns_kept=prompt.turns_kept,
             turns_dropped=prompt.turns_dropped,
             prompt_format=await self.formats.describe(conversation),
+            speaker=character.display_name,
+            cast=tuple(c.display_name for c in cast) if len(cast) > 1 else (),
         )
         if conversation:
+            self.conversations.spoke(conversation, character.name)
             self._last_stats[conversation] = stats
             self._last_stats.move_to_end(conversation)
             while len(self._last_stats) > _STATS_KEPT:

@@ -22,6 +22,7 @@ __all__ = [
     "SamplingSettings",
     "SamplingConfig",
     "PromptConfig",
+    "SceneConfig",
     "LlamaCppConfig",
     "HttpBackendConfig",
     "LlamaServerConfig",
@@ -124,6 +125,13 @@ class PromptConfig(Strict):
     drop_fraction: float = Field(0.33, gt=0, le=1)
     read_ahead: bool = True
     user_name: str = "User"
+    #: a scene's system prompt (several characters): it names no speaker, so every speaker
+    #: shares the prompt; ``{{char}}`` is the cast's names ("Aria and Captain Brass")
+    group_system_prompt: str = (
+        "This is a conversation in a chat room between people and the characters {{char}}. "
+        "Write the next reply of the character named at the end, in character. Each character "
+        "speaks only for themselves; keep replies short and conversational."
+    )
 
 
 # --------------------------------------------------------------------------- backends
@@ -298,6 +306,24 @@ class DiscordConfig(Strict):
         return self
 
 
+class SceneConfig(Strict):
+    """Scenes: several characters in one channel (``/scene``)."""
+
+    manage: Literal["anyone", "admins"] = "anyone"  # who may change a channel's cast
+    max_cast: int = Field(6, ge=1, le=15)
+    #: who answers a message that names no member: ``natural`` (named first, then a draw
+    #: weighted by talkativeness) or ``list`` (members in turn)
+    director: Literal["natural", "list", "model"] = "natural"
+    answer_all_named: bool = False  # every member a message names answers, in order
+    max_chain: int = Field(2, ge=0, le=10)  # character turns in a row after a human's message
+
+    @model_validator(mode="after")
+    def _director_exists(self) -> SceneConfig:
+        if self.director == "model":
+            raise ValueError("scene.director: model is not available yet; use natural or list")
+        return self
+
+
 class StoreConfig(Strict):
     """Persistent state: ``url`` (``sqlite:///troupe.db``, ``postgresql://user:${PGPASSWORD}@host/db``),
     or ``path``, the older way to name a SQLite file (the same as ``url: sqlite:///PATH``)."""
@@ -344,6 +370,7 @@ class Config(Strict):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
+    scene: SceneConfig = Field(default_factory=SceneConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

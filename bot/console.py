@@ -38,6 +38,7 @@ def format_stats(stats: ReplyStats | None) -> str:
     if stats is None:
         return "No reply yet."
     lines = [
+        *([f"cast: {', '.join(stats.cast)}", f"last speaker: {stats.speaker}"] if stats.cast else []),
         f"backend: {stats.backend}",
         f"context used: {stats.prompt_tokens} / {stats.n_ctx} tokens (prompt budget {stats.budget})",
         f"history: {stats.turns_kept} turns kept, {stats.turns_dropped} dropped",

@@ -2,9 +2,9 @@
 
 A conversation is a Discord channel or thread (keyed by its id as a string), the
 console (``"console"``) or a client of ``python -m bot serve`` (``"serve:..."``).
-Its state (the character chosen for it, the ``/reset`` fence, the first message of
-the prompt window, the author's note, the wake-word switch) is read and changed
-here and nowhere else. Channel conversations are persisted in the store
+Its state (the character chosen for it, a scene's cast, the ``/reset`` fence, the
+first message of the prompt window, the author's note, the wake-word switch, who
+spoke last) is read and changed here and nowhere else. Channel conversations are persisted in the store
 (write-through; a bounded cache in front of it), others live in memory only.
 
 Front ends (cogs, console, ``serve``, benchmarks) and the ChatService ask this
@@ -14,12 +14,13 @@ service; nobody else touches the store's channel rows or keeps copies of them.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from bot.cards import CharacterLibrary
 from bot.cards.model import Character
+from bot.errors import SceneError
 from bot.store import ChannelState, Store
 
 __all__ = ["Conversation", "Conversations"]
@@ -39,6 +40,7 @@ class Conversation:
     anchor: str | None = None  # id of the first message of the prompt window
     note: str | None = None  # the author's note to the character
     wake_words: bool | None = None  # None: the config's default
+    cast: tuple[str, ...] = ()  # a scene's members (card names), in order; empty: the one character
 
     @property
     def channel_id(self) -> int | None:
@@ -50,7 +52,7 @@ class Conversation:
         """The conversation a stored channel row describes."""
         return cls(
             key=str(state.channel_id), character=state.character, fence_id=state.fence_id,
-            anchor=state.anchor_id, note=state.note, wake_words=state.wake_words,
+            anchor=state.anchor_id, note=state.note, wake_words=state.wake_words, cast=state.cast or (),
         )
 
 
@@ -68,6 +70,8 @@ class Conversations:
         self._cache: OrderedDict[str, Conversation] = OrderedDict()
         self._servers: OrderedDict[int, str | None] = OrderedDict()  # each server's default character
         self._capacity = capacity
+        self._spoken: OrderedDict[str, Counter[str]] = OrderedDict()  # who spoke, since the start (memory)
+        self._last_speaker: dict[str, str] = {}
 
     # ------------------------------------------------------------------ reading
 
@@ -93,6 +97,25 @@ class Conversations:
                 return found
         return self.library.default(self.default_character)
 
+    async def cast(self, key: str, guild_id: int | None = None) -> tuple[Character, ...]:
+        """Who may speak in the conversation, in order: its scene's members still in the
+        library, else its one character (empty only without any character)."""
+        conversation = await self.get(key)
+        if self.library is not None and conversation.cast:
+            members = tuple(c for name in conversation.cast if (c := self.library.get(name)) is not None)
+            if members:
+                return members
+        one = await self.character(key, guild_id)
+        return (one,) if one is not None else ()
+
+    def last_speaker(self, key: str) -> str | None:
+        """The member who spoke last in the conversation since the bot started (its card name)."""
+        return self._last_speaker.get(key)
+
+    def spoken(self, key: str) -> dict[str, int]:
+        """How many replies each member gave in the conversation since the bot started."""
+        return dict(self._spoken.get(key, {}))
+
     async def active(self, limit: int) -> list[Conversation]:
         """The channels the character last spoke in, most recent first (for pre-warming)."""
         if self._store is None:
@@ -102,10 +125,61 @@ class Conversations:
     # ------------------------------------------------------------------ changing
 
     async def set_character(self, key: str, name: str | None) -> None:
-        """Choose the conversation's character (None: the server's or the default); the
-        window starts over."""
-        await self._persist(key, lambda store, channel: store.set_channel_character(channel, name))
-        await self._change(key, character=name, anchor=None)
+        """Choose the conversation's character (None: the server's or the default): a scene
+        becomes a cast of that one; the window starts over."""
+        async def write(store: Store, channel: int) -> None:
+            if (await self.get(key)).cast:
+                await store.set_cast(channel, None)
+            await store.set_channel_character(channel, name)
+
+        await self._persist(key, write)
+        await self._change(key, character=name, cast=(), anchor=None)
+
+    async def set_cast(self, key: str, names: Sequence[str]) -> None:
+        """Make ``names`` (card names, in order) the conversation's scene; the window starts over
+        (the shared prompt's head changes once)."""
+        cast = tuple(dict.fromkeys(names))
+        async def write(store: Store, channel: int) -> None:
+            await store.set_cast(channel, cast or None)
+            await store.set_anchor(channel, None)  # the window starts over with the new head
+
+        await self._persist(key, write)
+        await self._change(key, cast=cast, anchor=None)
+        log.info("Conversation %s: the cast is now %s", key, ", ".join(cast) or "the one character")
+
+    async def add_member(self, key: str, name: str, *, guild_id: int | None = None, most: int) -> tuple[str, ...]:
+        """Add a character (card name) to the scene; the one character speaking until now
+        becomes its first member. Returns the new cast; :class:`SceneError` when it is full
+        or already there."""
+        current = tuple(c.name for c in await self.cast(key, guild_id))
+        if name in current:
+            raise SceneError(f"{name} is already in the scene.")
+        if len(current) >= most:
+            raise SceneError(f"The scene is full ({most} characters at most; scene.max_cast).")
+        cast = (*current, name)
+        await self.set_cast(key, cast)
+        return cast
+
+    async def remove_member(self, key: str, name: str, *, guild_id: int | None = None) -> tuple[str, ...]:
+        """Take a character out of the scene; the last member cannot leave (use /character set)."""
+        current = tuple(c.name for c in await self.cast(key, guild_id))
+        if name not in current:
+            raise SceneError(f"{name} is not in the scene.")
+        if len(current) == 1:
+            raise SceneError(f"{name} is the only one left; choose another with /character set.")
+        cast = tuple(n for n in current if n != name)
+        await self.set_cast(key, cast)
+        return cast
+
+    def spoke(self, key: str, name: str) -> None:
+        """Record that member ``name`` just spoke in the conversation (for the director and /stats)."""
+        self._last_speaker[key] = name
+        counts = self._spoken.setdefault(key, Counter())
+        counts[name] += 1
+        self._spoken.move_to_end(key)
+        while len(self._spoken) > self._capacity:
+            gone, _ = self._spoken.popitem(last=False)
+            self._last_speaker.pop(gone, None)
 
     async def set_server_character(self, guild_id: int, name: str | None) -> None:
         """Choose a server's default character; its channels' windows start over."""

@@ -9,6 +9,7 @@ so callers catch one family and the message always says what failed and where.
     ├── CardError            a character card cannot be read
     ├── PromptError          a prompt cannot be built (e.g. the card alone overflows)
     ├── StoreError           persistent state cannot be read or written
+    ├── SceneError           a scene's cast cannot change that way (full, not a member, ...)
     └── BackendError         the generation backend failed
         ├── BackendUnavailable   connection refused / server down / still loading
         ├── BackendTimeout       no answer in time
@@ -29,6 +30,7 @@ __all__ = [
     "CardError",
     "PromptError",
     "StoreError",
+    "SceneError",
     "BackendError",
     "BackendUnavailable",
     "BackendTimeout",
@@ -63,6 +65,10 @@ class PromptError(BotError):
 
 class StoreError(BotError):
     """Persistent state cannot be read or written."""
+
+
+class SceneError(BotError):
+    """A scene's cast cannot change that way; the message says why, for the person who asked."""
 
 
 class BackendError(BotError):

@@ -1,5 +1,7 @@
-"""Messages in: answer those for the character (mentions, replies, DMs, wake words),
-read the rest ahead while the channel is quiet."""
+"""Messages in: answer those for the characters (mentions, replies, DMs, wake words),
+read the rest ahead while the channel is quiet. In a scene, the member addressed
+answers (else the director's choice), and members may answer each other up to
+``scene.max_chain`` turns, until a person speaks."""
 
 from __future__ import annotations
 
@@ -12,8 +14,11 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from bot.cards.model import Character
+from bot.director import first_speaker, member_of, next_in_chain
 from bot.discord_io.incoming import incoming
-from bot.routing import Route, RouteSettings, route
+from bot.discord_io.replies import ReplyWriter
+from bot.routing import CastMember, Route, RouteSettings, decide, named_members
 
 if TYPE_CHECKING:
     from bot.app import TroupeBot
@@ -33,6 +38,7 @@ class ChatCog(commands.Cog):
     def __init__(self, bot: TroupeBot) -> None:
         self.bot = bot
         self._seen: OrderedDict[int, None] = OrderedDict()
+        self._latest_human: OrderedDict[int, int] = OrderedDict()  # channel -> a person's newest message
 
     def _first_time(self, message_id: int) -> bool:
         """False for a message already handled (the gateway may deliver an event twice)."""
@@ -52,17 +58,19 @@ class ChatCog(commands.Cog):
         bot.track()
         key = str(message.channel.id)
         guild_id = message.guild.id if message.guild else None
-        character = await bot.conversations.character(key, guild_id)
-        if character is None:
+        cast = await bot.conversations.cast(key, guild_id)
+        if not cast:
             return
-        decision = route(
+        decision = decide(
             await incoming(message, me=me.id, webhook_ids=bot.webhooks.known_ids),
             await self._settings(key),
-            [character.display_name, *character.wake_words],
+            _cast_members(cast),
         )
-        if decision is Route.LISTEN and bot.config.prompt.read_ahead:
+        if decision.route is not Route.IGNORE and not message.author.bot:
+            self._person_spoke(message.channel.id, message.id)  # ends a chain of characters' replies
+        if decision.route is Route.LISTEN and bot.config.prompt.read_ahead:
             bot.read_ahead.soon(message.channel.id, lambda: bot.responder.read_ahead(message.channel))
-        if decision is not Route.ANSWER:
+        if decision.route is not Route.ANSWER:
             return
         if bot.cooldowns.hit(message.author.id) > 0:
             await _react(message, COOLDOWN)
@@ -71,13 +79,67 @@ class ChatCog(commands.Cog):
         if slot is None:
             await _react(message, BUSY)
             return
+        speakers = self._speakers(key, cast, decision.addressed, message.id)
         try:
             async with slot:
-                await bot.responder.respond(message.channel, trigger=message)
+                await self._answer(message, speakers)
         except asyncio.CancelledError:
             if bot.is_closed():
                 raise
             log.info("Reply in %s was stopped", message.channel)
+
+    def _speakers(self, key: str, cast: tuple[Character, ...], addressed: tuple[str, ...], seed: int) -> list[str]:
+        """Who answers: the members addressed (the first, or each with ``answer_all_named``),
+        else the director's choice."""
+        scene = self.bot.config.scene
+        if addressed:
+            return list(addressed if scene.answer_all_named else addressed[:1])
+        last = self.bot.conversations.last_speaker(key)
+        return [first_speaker([member_of(c) for c in cast], mode=scene.director, last=last, seed=seed)]  # type: ignore[arg-type]
+
+    async def _answer(self, message: discord.Message, speakers: list[str]) -> None:
+        """Each speaker answers in turn; then the scene may go on by itself (a chain)."""
+        written: list[tuple[str, ReplyWriter]] = []
+        for index, name in enumerate(speakers):
+            writer = await self.bot.responder.respond(
+                message.channel, trigger=message if index == 0 else None, speaker=name,
+                after=[w for _, w in written],
+            )
+            if writer is not None and writer.messages:
+                written.append((name, writer))
+        if written:
+            await self._chain(message, written)
+
+    async def _chain(self, message: discord.Message, written: list[tuple[str, ReplyWriter]]) -> None:
+        """Members answer each other, up to ``scene.max_chain`` turns, while no person speaks."""
+        scene = self.bot.config.scene
+        channel = message.channel
+        key = str(channel.id)
+        for step in range(1, scene.max_chain + 1):
+            if self._latest_human.get(channel.id) != message.id:
+                log.debug("Chain in %s ends: a person spoke", key)
+                return
+            cast = await self.bot.conversations.cast(key, message.guild.id if message.guild else None)
+            if len(cast) < 2:
+                return
+            speaker, last = written[-1]
+            others = [m for m in _cast_members(cast) if m.name != speaker]
+            following = next_in_chain(
+                [member_of(c) for c in cast], mode=scene.director,  # type: ignore[arg-type]
+                speaker=speaker, named=named_members(last.text, others), seed=message.id, step=step,
+            )
+            if following is None:
+                return
+            writer = await self.bot.responder.respond(channel, speaker=following, after=[w for _, w in written])
+            if writer is None or not writer.messages:
+                return
+            written.append((following, writer))
+
+    def _person_spoke(self, channel_id: int, message_id: int) -> None:
+        self._latest_human[channel_id] = message_id
+        self._latest_human.move_to_end(channel_id)
+        if len(self._latest_human) > _SEEN_MESSAGES:
+            self._latest_human.popitem(last=False)
 
     async def _settings(self, key: str) -> RouteSettings:
         discord_config = self.bot.config.discord
@@ -109,6 +171,11 @@ class ChatCog(commands.Cog):
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         """Keep fetched history up to date."""
         self.bot.history.mirror.deleted(payload.channel_id, set(payload.message_ids))
+
+
+def _cast_members(cast: tuple[Character, ...]) -> list[CastMember]:
+    """The words that call each member: display name, card name, wake words."""
+    return [CastMember(c.name, tuple(dict.fromkeys((c.display_name, c.name, *c.wake_words)))) for c in cast]
 
 
 async def _react(message: discord.Message, emoji: str) -> None:

@@ -38,10 +38,11 @@ class ChannelHistory:
 
     async def turns(
         self, channel: discord.abc.Messageable, character: Character, conversation: Conversation, *,
-        upto: discord.Message | None = None, before: discord.Message | None = None,
+        upto: discord.Message | None = None, before: discord.Message | None = None, scene: bool = False,
     ) -> list[Turn]:
         """The channel's recent messages after its fence, oldest first, as turns: those
-        before ``before`` (a reply being rewritten), or up to and including ``upto``."""
+        before ``before`` (a reply being rewritten), or up to and including ``upto``
+        (``scene``: several characters speak here, each message is its own speaker's)."""
         # twice the window: the builder keeps at most history_messages turns, counted from the
         # conversation's anchor, so the window can slide by a slice at a time instead of every message
         limit = min(_MOST_FETCHED, 2 * self._window())
@@ -54,11 +55,11 @@ class ChannelHistory:
             starter = await _thread_starter(channel)
             if starter is not None:
                 messages.insert(0, starter)
-        return self._as_turns(channel, character, conversation, messages)
+        return self._as_turns(channel, character, conversation, messages, scene)
 
     def _as_turns(
         self, channel: discord.abc.Messageable, character: Character, conversation: Conversation,
-        messages: list[discord.Message],
+        messages: list[discord.Message], scene: bool,
     ) -> list[Turn]:
         fence = conversation.fence_id or 0
         me = self._client.user.id if self._client.user else 0
@@ -72,7 +73,7 @@ class ChannelHistory:
                 continue
             turn = turn_from_message(
                 message, bot_user_id=me, webhook_ids=webhook_ids,
-                character_name=character.display_name, name=names.get(message.author.id),
+                character_name=character.display_name, name=names.get(message.author.id), scene=scene,
             )
             if turn is not None:
                 turns.append(turn)

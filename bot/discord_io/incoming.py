@@ -8,6 +8,7 @@ from collections.abc import Collection
 import discord
 
 from bot.access import Place
+from bot.discord_io.replies import posted_as
 from bot.routing import Incoming
 
 __all__ = ["incoming", "place_of"]
@@ -17,9 +18,10 @@ _ORDINARY = (discord.MessageType.default, discord.MessageType.reply)
 
 async def incoming(message: discord.Message, *, me: int, webhook_ids: Collection[int]) -> Incoming:
     """What routing needs to know about ``message``. The replied-to message is looked up
-    (fetched if the gateway did not include it) only when nothing else addresses the bot."""
+    (fetched if the gateway did not include it) when it is a reply."""
     direct = message.guild is None
     mentions_us = any(user.id == me for user in message.mentions)
+    target = await _replied_to(message, me, webhook_ids)
     return Incoming(
         content=message.content,
         place=place_of(message),
@@ -28,7 +30,8 @@ async def incoming(message: discord.Message, *, me: int, webhook_ids: Collection
         ordinary=message.type in _ORDINARY,
         direct=direct,
         mentions_us=mentions_us,
-        replies_to_us=not (direct or mentions_us) and await _replies_to_us(message, me, webhook_ids),
+        replies_to_us=target is not None,
+        replied_character=posted_as(target, bot_user_id=me) if target is not None else None,
     )
 
 
@@ -51,14 +54,16 @@ def place_of(message: discord.Message) -> Place:
     )
 
 
-async def _replies_to_us(message: discord.Message, me: int, webhook_ids: Collection[int]) -> bool:
+async def _replied_to(message: discord.Message, me: int, webhook_ids: Collection[int]) -> discord.Message | None:
+    """The bot's or one of its characters' message that ``message`` replies to, if it does."""
     ref = message.reference
     if ref is None or ref.message_id is None:
-        return False
+        return None
     target = ref.resolved if isinstance(ref.resolved, discord.Message) else None
     if target is None:
         with contextlib.suppress(discord.HTTPException):
             target = await message.channel.fetch_message(ref.message_id)
     if target is None:
-        return False
-    return target.author.id == me or (target.webhook_id is not None and target.webhook_id in webhook_ids)
+        return None
+    ours = target.author.id == me or (target.webhook_id is not None and target.webhook_id in webhook_ids)
+    return target if ours else None

@@ -41,6 +41,7 @@ __all__ = [
     "REASONING_FILE",
     "reasoning_spoiler",
     "turn_from_message",
+    "posted_as",
     "member_names",
     "show_typing",
     "Speaker",
@@ -65,15 +66,27 @@ _UNKNOWN_WEBHOOK = 10015
 _REFUSED_WEBHOOK_NAME = re.compile("clyde|discord")
 
 
+def posted_as(message: discord.Message, *, bot_user_id: int) -> str | None:
+    """The character name one of our messages was posted under: the webhook's username, or
+    the bold ``**Name**:`` of a reply posted as the bot (None: a notice of the bot's own)."""
+    if message.webhook_id is not None:
+        return message.author.name
+    if message.author.id == bot_user_id and (match := _BOLD_PREFIX.match(message.content)):
+        return match.group("name")
+    return None
+
+
 def turn_from_message(
     message: discord.Message, *, bot_user_id: int, webhook_ids: Iterable[int], character_name: str,
-    name: str | None = None,
+    name: str | None = None, scene: bool = False,
 ) -> Turn | None:
     """A history message as a turn: display name, mentions as @name, attachments named.
 
     ``name`` overrides the author's display name (see :func:`member_names`). The bot's
     own replies and its webhooks' messages become the character's turns, without the
-    :data:`CUT_NOTE` of a reply that was cut off. Returns None for messages with
+    :data:`CUT_NOTE` of a reply that was cut off. In a ``scene`` each of them is the turn
+    of the character it was posted as (members and former members alike), and a mention
+    of the bot is left out (it calls the scene, not one speaker). Returns None for messages with
     nothing to say (e.g. an empty system message) and for the bot's own notices and
     slash-command answers.
     """
@@ -90,14 +103,17 @@ def turn_from_message(
             speaker, text = match.group("name"), text[match.end():]
         elif message.webhook_id is not None:
             speaker = message.author.name
-        if speaker.casefold() != character_name.casefold():
-            role = "user"  # a different character spoke here before the switch
-        else:
-            speaker = character_name
+        if scene or speaker.casefold() == character_name.casefold():
+            speaker = speaker if scene else character_name
             text = text.removesuffix(CUT_NOTE).rstrip()
             if text.startswith(REASONING_MARK):
                 return None  # the thinking shown before a reply is not part of the conversation
-    text = text.replace(f"@{_bot_display(message, bot_user_id)}", f"@{character_name}")
+        else:
+            role = "user"  # a different character spoke here before the switch (not in a scene)
+    if scene:
+        text = re.sub(rf"@{re.escape(_bot_display(message, bot_user_id))}\s*", "", text)
+    else:
+        text = text.replace(f"@{_bot_display(message, bot_user_id)}", f"@{character_name}")
     for attachment in message.attachments:
         if role == "character" and attachment.filename == REASONING_FILE:
             continue

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import discord
 
@@ -22,9 +22,10 @@ from bot.chat import ChatService, ReplyStream
 from bot.config import DiscordConfig
 from bot.conversations import Conversations
 from bot.discord_io.history import ChannelHistory
-from bot.discord_io.replies import ReplyWriter, Speaker, Webhooks, show_typing
+from bot.discord_io.replies import CUT_NOTE, ReplyWriter, Speaker, Webhooks, show_typing
 from bot.errors import BotError
 from bot.failures import user_message
+from bot.prompt.types import Turn
 
 __all__ = ["Responder", "Speakers"]
 
@@ -82,22 +83,28 @@ class Responder:
 
     async def respond(
         self, channel: discord.abc.Messageable, *, trigger: discord.Message | None = None,
-        before: discord.Message | None = None,
+        before: discord.Message | None = None, speaker: str | None = None, after: Sequence[ReplyWriter] = (),
     ) -> ReplyWriter | None:
-        """Read the history, generate the character's reply and stream it into the channel
-        (``before``: rewrite the reply that was there)."""
+        """Read the history, generate a character's reply and stream it into the channel
+        (``before``: rewrite the reply that was there; ``speaker``: which member of the
+        channel's scene speaks, by card name, default its first; ``after``: replies just
+        written in this channel, whose last edits the gateway may not have delivered yet)."""
         key = str(channel.id)  # type: ignore[attr-defined]
         guild = getattr(channel, "guild", None)
-        character = await self.conversations.character(key, guild.id if guild else None)
-        if character is None:
+        cast = await self.conversations.cast(key, guild.id if guild else None)
+        if not cast:
             return None
+        character = next((c for c in cast if c.name == speaker), cast[0])
         writer = await self.writer(channel, character, reply_to=trigger)
         reply: ReplyStream | None = None
         try:
             conversation = await self.conversations.get(key)
-            turns = await self.history.turns(channel, character, conversation, upto=trigger, before=before)
+            turns = await self.history.turns(
+                channel, character, conversation, upto=trigger, before=before, scene=len(cast) > 1
+            )
+            turns = _with_written(turns, after)
             async with show_typing(channel):
-                reply = await self.service.reply(character, turns, conversation=key)
+                reply = await self.service.reply(character, turns, conversation=key, cast=cast)
                 pieces = reply.__aiter__()
                 first = await anext(pieces, None)  # typing shows while the model reads the prompt (and thinks)
             await writer.add_reasoning(reply.reasoning, self._settings().show_reasoning)
@@ -129,17 +136,30 @@ class Responder:
         guild = getattr(channel, "guild", None)
         try:
             conversation = await self.conversations.get(key)
-            character = await self.conversations.character(key, guild.id if guild else None)
-            if character is None or conversation.anchor is None:  # only where the character is talking
+            cast = await self.conversations.cast(key, guild.id if guild else None)
+            if not cast or conversation.anchor is None:  # only where the character is talking
                 return 0
-            turns = await self.history.turns(channel, character, conversation)
-            read = await self.service.read_ahead(character, turns, conversation=key)
+            turns = await self.history.turns(channel, cast[0], conversation, scene=len(cast) > 1)
+            read = await self.service.read_ahead(cast[0], turns, conversation=key, cast=cast)
         except (BotError, discord.HTTPException) as exc:
             log.debug("Read-ahead in channel %s skipped: %s", key, exc)
             return 0
         if read:
             log.debug("Read ahead %d tokens in channel %s", read, key)
         return read
+
+
+def _with_written(turns: list[Turn], writers: Sequence[ReplyWriter]) -> list[Turn]:
+    """The history with the replies just written as they really ended (each one turn)."""
+    if not writers:
+        return turns
+    ids = {str(m.id) for writer in writers for m in writer.messages}
+    kept = [turn for turn in turns if turn.id not in ids]
+    for writer in writers:
+        text = writer.text.removesuffix(CUT_NOTE).strip()
+        if writer.messages and text:
+            kept.append(Turn(speaker=writer.speaker.name, text=text, id=str(writer.messages[0].id), role="character"))
+    return kept
 
 
 async def _report(channel: discord.abc.Messageable, writer: ReplyWriter, note: str) -> None:

@@ -36,6 +36,7 @@ from bot.prompt.head import CardText, card_text, head_content, lore_block
 from bot.prompt.lorebook import DEFAULT_LORE_BUDGET, LoreSelection, entry_label, select_lore
 from bot.prompt.macros import expand_macros
 from bot.prompt.reasoning import strip_reasoning
+from bot.prompt.scene import scene_label, scene_text
 from bot.prompt.transcript import (
     CUT_MARK,
     MAX_TEXT_CHARS,
@@ -155,10 +156,14 @@ def _cut_newest(turns: _Turns, index: int, available: int, budget: int) -> None:
     log.info("Newest message cut to its last %d characters to fit the prompt budget", low)
 
 
-def _stops(character: Character, turns: _Turns, start: int, *, char: str, user: str) -> tuple[str, ...]:
-    names = [user]
+def _stops(
+    character: Character, turns: _Turns, start: int, *, char: str, user: str, others: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """Every person's ``\n[Name]:`` (and in a scene every other member's and former member's),
+    the generic ``\n[``, the card's own stops and the format's end tokens."""
+    names = [user, *others]
     for index in range(len(turns.turns) - 1, start - 1, -1):
-        if turns.turns[index].role != "character":
+        if turns.turns[index].role != "character" or others:
             names.append(turns.labels[index])
     stops = [f"\n[{name}]:" for name in names if name != char]
     stops.append(GENERIC_STOP)
@@ -210,8 +215,14 @@ def build_prompt(
     anchor: str | None = None,
     note: str = "",
     template: PromptTemplate | None = None,
+    cast: Sequence[Character] = (),
 ) -> Prompt:
     """The prompt for ``character``'s next reply to ``turns`` (oldest first), within ``budget`` tokens.
+
+    ``cast`` is a scene's members in their stable order (``character`` among them): with
+    two or more, the head is the scene's (:mod:`bot.prompt.scene`), the same whoever
+    speaks, and only the closing ``[Character]:`` names the speaker. A cast of one is
+    the character's own prompt.
 
     ``note`` is the channel's author's note: it goes with the card's post-history
     instructions after the history, where a change costs only the prompt's tail.
@@ -227,23 +238,33 @@ def build_prompt(
     if template is None:
         template = get_template("transcript" if config.format == AUTO else config.format)
     char = sanitize_name(character.display_name)
-    user = speaker_label(user_name or config.user_name, "user", char)
-    lore = select_lore(
-        character.lorebook,
-        [turn.text for turn in turns],
-        count_tokens=count_tokens,
-        token_budget=_lore_budget(character.lorebook, budget),
-    )
-    constant_before, constant_after, keyed = _split_lore(lore)
-    card = card_text(
-        character, config, char=char, user=user, lore_before=constant_before, lore_after=constant_after
-    )
+    members = [sanitize_name(m.display_name) for m in cast] if len(cast) > 1 else []
+    if members:  # a scene: one head for every speaker (see bot.prompt.scene)
+        user = scene_label(user_name or config.user_name, "user", members)
+        scene = scene_text(cast, [turn.text for turn in turns], config, user=user, count_tokens=count_tokens,
+                           budget=budget)
+        card, lore = scene.card, scene.lore
+        keyed = tuple(e for e in lore.entries if not e.constant)
+        labels = [scene_label(t.speaker, t.role, members) for t in turns]
+    else:
+        user = speaker_label(user_name or config.user_name, "user", char)
+        lore = select_lore(
+            character.lorebook,
+            [turn.text for turn in turns],
+            count_tokens=count_tokens,
+            token_budget=_lore_budget(character.lorebook, budget),
+        )
+        constant_before, constant_after, keyed = _split_lore(lore)
+        card = card_text(
+            character, config, char=char, user=user, lore_before=constant_before, lore_after=constant_after
+        )
+        labels = [speaker_label(t.speaker, t.role, char) for t in turns]
     channel_note = sanitize_text(note, limit=MAX_NOTE_CHARS) if note.strip() else ""
     notes = "\n\n".join(p for p in (lore_block(keyed, char=char, user=user), card.post_history, channel_note) if p)
     notes = template.defang(notes)
     tail = _tail(template, notes, char, prefill)
     tail_cost = count_tokens(tail)
-    rendered = _Turns(turns, [speaker_label(t.speaker, t.role, char) for t in turns], template, count_tokens)
+    rendered = _Turns(turns, labels, template, count_tokens)
     count = len(turns)
 
     head_costs: dict[int, int] = {}
@@ -281,7 +302,7 @@ def build_prompt(
         count - start, count, examples, len(card.examples),
         head_cost(examples) + history_cost + tail_cost, budget,
     )
-    stops = _stops(character, rendered, start, char=char, user=user)
+    stops = _stops(character, rendered, start, char=char, user=user, others=members)
     return Prompt(
         text=text,
         stops=stops,

@@ -19,7 +19,7 @@ from bot.prompt.lorebook import entry_text
 from bot.prompt.macros import expand_macros
 from bot.prompt.transcript import clean_block
 
-__all__ = ["CHAT_START", "CardText", "card_text", "head_content", "lore_block"]
+__all__ = ["CHAT_START", "CardText", "card_text", "expand_block", "head_content", "lore_block"]
 
 CHAT_START = "[Start a new chat]"
 
@@ -35,6 +35,11 @@ class CardText:
 
 def _expand(text: str, *, char: str, user: str, original: str | None = None) -> str:
     return clean_block(expand_macros(text, char=char, user=user, original=original))
+
+
+def expand_block(text: str, *, char: str, user: str) -> str:
+    """Config or card text for the head: macros expanded, then cleaned of template tokens."""
+    return _expand(text, char=char, user=user)
 
 
 def _replacing(own: str, default: str, *, char: str, user: str) -> str:
@@ -59,12 +64,15 @@ def card_text(
     user: str,
     lore_before: tuple[LoreEntry, ...] = (),
     lore_after: tuple[LoreEntry, ...] = (),
+    with_system_prompt: bool = True,
 ) -> CardText:
-    """The card's prompt text for the sanitised names ``char`` and ``user``."""
+    """The card's prompt text for the sanitised names ``char`` and ``user`` (without the
+    system prompt for a scene's member, see :mod:`bot.prompt.scene`)."""
     personality = _expand(character.personality, char=char, user=user)
     scenario = _expand(character.scenario, char=char, user=user)
     sections = (
-        _replacing(character.system_prompt, config.system_prompt, char=char, user=user),
+        _replacing(character.system_prompt, config.system_prompt, char=char, user=user)
+        if with_system_prompt else "",
         lore_block(lore_before, char=char, user=user),
         _expand(character.description, char=char, user=user),
         f"{char}'s personality: {personality}" if personality else "",

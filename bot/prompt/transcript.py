@@ -42,6 +42,7 @@ __all__ = [
     "sanitize_name",
     "sanitize_text",
     "speaker_label",
+    "same_name",
     "render_line",
     "render_turn",
 ]
@@ -152,7 +153,8 @@ def sanitize_text(text: str, *, limit: int = MAX_TEXT_CHARS) -> str:
     return text
 
 
-def _same_name(a: str, b: str) -> bool:
+def same_name(a: str, b: str) -> bool:
+    """Whether two names are the same to a reader (Unicode-normalised, case-folded)."""
     return unicodedata.normalize("NFKC", a).casefold() == unicodedata.normalize("NFKC", b).casefold()
 
 
@@ -169,7 +171,7 @@ def speaker_label(speaker: str, role: str, character_name: str) -> str:
     if role == "system":
         return SYSTEM_SPEAKER
     name = sanitize_name(speaker)
-    if _same_name(name, character) or _same_name(name, SYSTEM_SPEAKER):
+    if same_name(name, character) or same_name(name, SYSTEM_SPEAKER):
         return f"{name} (user)"
     return name
 

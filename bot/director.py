@@ -1,0 +1,107 @@
+"""Who speaks next in a scene: pure decisions, seeded, so tests and replays repeat.
+
+``natural`` (SillyTavern's natural order): the members a message names answer first;
+otherwise a draw weighted by each card's ``talkativeness`` (its V2/V3 extension,
+0.5 when absent), never the member who just spoke while another can. ``list``:
+members in turn, after the one who spoke last.
+
+After a character speaks, :func:`next_in_chain` says whether another member
+replies: always a member the reply names; otherwise in ``list`` order the next
+member, in ``natural`` order a weighted draw that speaks only if a second draw
+falls under its talkativeness. The caller bounds the chain (``scene.max_chain``).
+
+Every draw is seeded from the message that started it (and the step in the
+chain), never from a clock: the same message gives the same speakers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.cards.model import Character
+
+__all__ = ["Member", "DEFAULT_TALKATIVENESS", "member_of", "talkativeness", "first_speaker", "next_in_chain"]
+
+DEFAULT_TALKATIVENESS = 0.5
+Mode = Literal["natural", "list"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """A cast member as the director sees it: its card name and how talkative it is."""
+
+    name: str
+    talkativeness: float = DEFAULT_TALKATIVENESS
+
+
+def talkativeness(character: Character) -> float:
+    """The card's ``talkativeness`` extension (SillyTavern writes it as a string), 0..1."""
+    raw = character.extensions.get("talkativeness")
+    try:
+        value = float(raw) if raw is not None else DEFAULT_TALKATIVENESS
+    except (TypeError, ValueError):
+        return DEFAULT_TALKATIVENESS
+    return min(1.0, max(0.0, value)) if value == value else DEFAULT_TALKATIVENESS  # NaN: the default
+
+
+def member_of(character: Character) -> Member:
+    """The director's view of a character."""
+    return Member(character.name, talkativeness(character))
+
+
+def _rng(seed: int | str, step: int) -> random.Random:
+    return random.Random(f"{seed}:{step}")  # str seeds hash with SHA-512: the same in every run
+
+
+def _weighted(members: Sequence[Member], rng: random.Random) -> Member:
+    weights = [m.talkativeness for m in members]
+    if sum(weights) <= 0:
+        return members[rng.randrange(len(members))]
+    return rng.choices(list(members), weights=weights)[0]
+
+
+def _after(members: Sequence[Member], last: str | None) -> Member:
+    names = [m.name for m in members]
+    if last not in names:
+        return members[0]
+    return members[(names.index(last) + 1) % len(members)]
+
+
+def first_speaker(
+    members: Sequence[Member], *, mode: Mode, named: Sequence[str] = (), last: str | None = None,
+    seed: int | str = 0,
+) -> str:
+    """Who answers a message: the first member it names, else the director's choice
+    (``last``: who spoke last; ``seed``: the message's id)."""
+    if not members:
+        raise ValueError("a scene needs at least one member")
+    names = {m.name for m in members}
+    for name in named:
+        if name in names:
+            return name
+    if mode == "list":
+        return _after(members, last).name
+    others = [m for m in members if m.name != last] or list(members)
+    return _weighted(others, _rng(seed, 0)).name
+
+
+def next_in_chain(
+    members: Sequence[Member], *, mode: Mode, speaker: str, named: Sequence[str] = (), seed: int | str = 0,
+    step: int = 1,
+) -> str | None:
+    """Who (if anyone) replies to ``speaker``'s turn: ``named`` are the members that turn
+    names, ``step`` its place in the chain (1 for the first character reply after a person)."""
+    others = [m for m in members if m.name != speaker]
+    if not others:
+        return None
+    for name in named:
+        if name != speaker and any(m.name == name for m in others):
+            return name
+    if mode == "list":
+        return _after(members, speaker).name
+    rng = _rng(seed, step)
+    chosen = _weighted(others, rng)
+    return chosen.name if rng.random() < chosen.talkativeness else None
