@@ -105,6 +105,7 @@ class TroupeBot(commands.Bot):
         from bot.cogs.characters import CharactersCog
         from bot.cogs.chat import ChatCog
         from bot.cogs.conversation import ConversationCog
+        from bot.cogs.scene import SceneCog
         from bot.cogs.settings import SettingsCog
 
         await self.add_cog(ChatCog(self))
@@ -112,6 +113,7 @@ class TroupeBot(commands.Bot):
         await self.add_cog(CharactersCog(self))
         await self.add_cog(AdminCog(self))
         await self.add_cog(SettingsCog(self))
+        await self.add_cog(SceneCog(self))
         if self.config.discord.sync_commands:
             synced = await self.tree.sync()
             log.info("Synced %d slash commands", len(synced))

@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.console import format_stats
+from bot.discord_io.replies import posted_as
 
 if TYPE_CHECKING:
     from bot.app import TroupeBot
@@ -47,10 +48,20 @@ class ConversationCog(commands.Cog):
             if last is None:
                 await interaction.followup.send("There is no reply of mine to rewrite here.", ephemeral=True)
                 return
+            speaker = await self._speaker_of(channel, last)
             with contextlib.suppress(discord.HTTPException):
                 await self.bot.webhooks.delete(last)
-            await self.bot.responder.respond(channel, before=last)
+            await self.bot.responder.respond(channel, before=last, speaker=speaker)
         await interaction.followup.send("🔁 Rewritten.", ephemeral=True)
+
+    async def _speaker_of(self, channel: discord.abc.Messageable, message: discord.Message) -> str | None:
+        """The card name of the scene member who wrote ``message`` (None: the first member)."""
+        me = self.bot.user
+        shown = posted_as(message, bot_user_id=me.id if me else 0)
+        guild = getattr(channel, "guild", None)
+        cast = await self.bot.conversations.cast(str(channel.id), guild.id if guild else None)  # type: ignore[attr-defined]
+        wanted = (shown or "").casefold()
+        return next((c.name for c in cast if wanted in (c.display_name.casefold(), c.name.casefold())), None)
 
     async def _last_reply(self, channel: discord.abc.Messageable) -> discord.Message | None:
         me = self.bot.user
@@ -73,9 +84,14 @@ class ConversationCog(commands.Cog):
 
     @app_commands.command(name="stats")
     async def stats(self, interaction: discord.Interaction) -> None:
-        """Context used, speed of the last reply, and the backend."""
+        """Context used, speed of the last reply, the backend, and a scene's cast and who spoke."""
         assert interaction.channel_id is not None
-        text = format_stats(self.bot.service.last_stats(str(interaction.channel_id)))
+        key = str(interaction.channel_id)
+        text = format_stats(self.bot.service.last_stats(key))
+        cast = await self.bot.conversations.cast(key, interaction.guild_id)
+        if len(cast) > 1:
+            spoken = self.bot.conversations.spoken(key)
+            text += "\nscene: " + ", ".join(f"{c.display_name} ({spoken.get(c.name, 0)} replies)" for c in cast)
         members = getattr(self.bot.backend, "member_states", None)
         if callable(members):
             text += "\n" + "\n".join(
