@@ -8,7 +8,7 @@ import pytest
 
 from bot.cards import CharacterLibrary
 from bot.conversations import Conversations
-from bot.errors import StoreError
+from bot.errors import SceneError, StoreError
 from bot.store import Store
 
 
@@ -89,3 +89,50 @@ async def test_a_model_switch_forgets_every_window(library: CharacterLibrary) ->
     await conversations.window_moved("b", "2", replied=True)
     conversations.forget_windows()
     assert (await conversations.get("a")).anchor is None and (await conversations.get("b")).anchor is None
+
+
+async def test_a_scene_cast_is_persisted_in_order_and_survives_a_restart(
+    library: CharacterLibrary, tmp_path: Path
+) -> None:
+    async with await Store.open(tmp_path / "t.db") as store:
+        conversations = Conversations(library, store, default_character="Aria")
+        await conversations.add_member("42", "Professor Quill", most=6)  # Aria, who spoke alone, stays first
+    async with await Store.open(tmp_path / "t.db") as store:
+        cast = await Conversations(library, store, default_character="Aria").cast("42")
+    assert [c.name for c in cast] == ["Aria", "Professor Quill"]
+
+
+async def test_a_full_scene_refuses_another_member(library: CharacterLibrary) -> None:
+    conversations = Conversations(library, default_character="Aria")
+    await conversations.add_member("console", "Captain Brass", most=2)
+    with pytest.raises(SceneError, match="full"):
+        await conversations.add_member("console", "Professor Quill", most=2)
+
+
+async def test_the_last_member_cannot_leave_the_scene(library: CharacterLibrary) -> None:
+    conversations = Conversations(library, default_character="Aria")
+    await conversations.add_member("console", "Captain Brass", most=6)
+    assert await conversations.remove_member("console", "Aria") == ("Captain Brass",)
+    with pytest.raises(SceneError, match="only one left"):
+        await conversations.remove_member("console", "Captain Brass")
+
+
+async def test_choosing_a_character_makes_a_cast_of_one(library: CharacterLibrary) -> None:
+    conversations = Conversations(library, default_character="Aria")
+    await conversations.set_cast("console", ["Aria", "Captain Brass"])
+    await conversations.set_character("console", "Professor Quill")
+    assert [c.name for c in await conversations.cast("console")] == ["Professor Quill"]
+
+
+async def test_members_no_longer_in_the_library_leave_the_cast(library: CharacterLibrary) -> None:
+    conversations = Conversations(library, default_character="Aria")
+    await conversations.set_cast("console", ["Gone Character", "Captain Brass"])
+    assert [c.name for c in await conversations.cast("console")] == ["Captain Brass"]
+
+
+def test_who_spoke_is_counted_per_conversation(library: CharacterLibrary) -> None:
+    conversations = Conversations(library)
+    for name in ("Aria", "Captain Brass", "Aria"):
+        conversations.spoke("7", name)
+    assert conversations.spoken("7") == {"Aria": 2, "Captain Brass": 1}
+    assert conversations.last_speaker("7") == "Aria" and conversations.last_speaker("8") is None

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from bot.access import Place
 from bot.config import AccessLists
-from bot.routing import Incoming, Route, RouteSettings, out_of_character, route, says_any
+from bot.routing import (
+    CastMember,
+    Incoming,
+    Route,
+    RouteSettings,
+    decide,
+    named_members,
+    out_of_character,
+    route,
+    says_any,
+)
 
 NAMES = ["Aria", "the bard"]
 HERE = Place(user_id=7, guild_id=1, channel_ids=(10,))
@@ -69,3 +79,34 @@ def test_out_of_character_and_whole_words_helpers() -> None:
     assert out_of_character("  <@12> <@!34>  // later", ["//"])
     assert not out_of_character("a // b", ["//"])
     assert says_any("Captain Brass!", ["captain brass"]) and not says_any("brassy", ["brass"])
+
+
+SCENE = [
+    CastMember("Aria", ("Aria", "barkeep")),
+    CastMember("Captain Brass", ("Captain Brass", "captain")),
+    CastMember("Professor Quill", ("Professor Quill", "professor", "quill")),
+]
+
+
+def test_a_scene_message_is_for_the_member_it_names_first() -> None:
+    decision = decide(message("quill, then the captain: thoughts?"), RouteSettings(), SCENE)
+    assert decision.route is Route.ANSWER and decision.addressed == ("Professor Quill", "Captain Brass")
+
+
+def test_a_reply_to_a_members_message_is_for_that_member() -> None:
+    decision = decide(message("and you, Aria?", replies_to_us=True, replied_character="Captain Brass"),
+                      RouteSettings(), SCENE)
+    assert decision.addressed == ("Captain Brass",)
+
+
+def test_a_mention_naming_nobody_is_for_the_director() -> None:
+    decision = decide(message("anyone?", mentions_us=True), RouteSettings(), SCENE)
+    assert decision.route is Route.ANSWER and decision.addressed == ()
+
+
+def test_naming_a_member_without_wake_words_only_listens() -> None:
+    assert decide(message("the captain is late"), RouteSettings(wake_words=False), SCENE).route is Route.LISTEN
+
+
+def test_members_are_named_as_whole_words_only() -> None:
+    assert named_members("the professorship and caption", SCENE) == ()
