@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--character", metavar="NAME", help="character to talk to (default: the config's)")
     chat.add_argument("--message", metavar="TEXT", help="print one reply to TEXT and exit")
     chat.add_argument("--user", metavar="NAME", help="your name in the conversation")
+    chat.add_argument("--cast", metavar="NAMES", help='a scene: several characters, e.g. "Aria,Captain Brass"')
 
     sub.add_parser("check", parents=[common], help="validate config and cards, report backend health")
 
@@ -101,7 +102,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     config = commands.load(args.config)
     logging.getLogger().setLevel(config.log_level)
     if args.command == "chat":
-        return asyncio.run(commands.chat(config, character=args.character, message=args.message, user=args.user))
+        return asyncio.run(commands.chat(
+            config, character=args.character, message=args.message, user=args.user, cast=args.cast
+        ))
     if args.command == "check":
         return asyncio.run(commands.check(config))
     if args.command == "serve":

@@ -12,7 +12,7 @@ from bot.cards import CharacterLibrary, convert, describe, describe_json, load_c
 from bot.cards.model import Character
 from bot.chat import ChatService
 from bot.config import Config, PoolConfig, default_config_path, expand_env, load_config
-from bot.errors import BackendError, CardError, StoreError
+from bot.errors import BackendError, CardError, ConfigError, StoreError
 from bot.prompt_formats import choose_format
 from bot.store import copy_store, open_store, redact
 from bot.store.urls import scheme_of, sqlite_path
@@ -52,16 +52,23 @@ def pick_character(config: Config, library: CharacterLibrary, name: str | None =
     return chosen
 
 
-async def chat(config: Config, *, character: str | None, message: str | None, user: str | None) -> int:
-    """Console chat; with ``message``, print one reply and exit."""
+async def chat(
+    config: Config, *, character: str | None, message: str | None, user: str | None, cast: str | None = None
+) -> int:
+    """Console chat; with ``message``, print one reply (in a scene, every character turn) and exit.
+    ``cast``: a scene's members, comma-separated."""
     from bot.console import ConsoleChat, stdin_lines
 
     library = await asyncio.to_thread(load_library, config)
-    chosen = pick_character(config, library, character)
+    members = [pick_character(config, library, name.strip()) for name in (cast or "").split(",") if name.strip()]
+    if len(members) > config.scene.max_cast:
+        raise ConfigError(f"--cast names {len(members)} characters; scene.max_cast allows {config.scene.max_cast}")
+    chosen = members[0] if members else pick_character(config, library, character)
     backend = create_backend(config.backend)
     try:
         console = ConsoleChat(
-            ChatService(backend, config), library, chosen, user_name=user or config.prompt.user_name
+            ChatService(backend, config), library, chosen, user_name=user or config.prompt.user_name,
+            cast=members if len(members) > 1 else None,
         )
         if message is not None:
             print(await console.one_reply(message))

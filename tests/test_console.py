@@ -121,3 +121,12 @@ def test_check_passes_on_the_shipped_example_config() -> None:
     result = bot("check", "--config", str(ROOT / "config.example.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all good" in result.stdout
+
+
+def test_one_shot_message_in_a_scene_prints_each_character_turn(config: Path) -> None:
+    result = bot("chat", "--config", str(config), "--cast", "Aria,Brass", "--message", "Brass, say hello to Aria.")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines and lines[0].startswith("Brass: ")
+    assert all(line.split(": ", 1)[0] in ("Aria", "Brass") for line in lines)
+    assert "[Bob]" not in result.stdout and "[Aria]" not in result.stdout
