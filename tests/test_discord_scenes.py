@@ -149,6 +149,21 @@ async def test_a_persons_message_ends_a_chain(fake_discord: FakeDiscord, world: 
     assert [m.username for m in spoken(fake_discord, world)] == ["Aria", "Captain Brass"]
 
 
+async def test_stop_ends_a_chain_at_once(fake_discord: FakeDiscord, world: World, tmp_path: Path) -> None:
+    backend = ScriptedBackend([by_speaker], first_chunk_delay=0.6)
+    config = make_config(fake_discord, tmp_path, scene={"director": "list", "max_chain": 5})
+    async with running_bot(fake_discord, config, backend):
+        await cast_of_three(fake_discord, world)
+        await fake_discord.user_says(world.channel, world.alice, "Aria, start the story")
+        await said(fake_discord, world, 1)
+        await asyncio.sleep(0.2)  # the second member is reading the prompt now
+        stop = await fake_discord.invoke(world.channel, world.admin, "stop")
+        await stop.wait_response(5.0)
+        await asyncio.sleep(2.0)
+    assert [m.username for m in spoken(fake_discord, world)] == ["Aria"]
+    assert len(backend.requests) == 2
+
+
 async def test_no_reply_contains_another_members_or_a_persons_turn(
     fake_discord: FakeDiscord, world: World, tmp_path: Path
 ) -> None:
