@@ -21,7 +21,8 @@ from bot.backends.base import Backend, GenerationRequest, Sampling, Timings
 from bot.cards.model import Character
 from bot.config import Config, SamplingSettings
 from bot.conversations import Conversations
-from bot.prompt import StopScanner, build_prompt
+from bot.director import member_named
+from bot.prompt import StopScanner, build_prompt, sanitize_name
 from bot.prompt.reasoning import ReasoningFilter
 from bot.prompt.repetition import RepetitionGuard
 from bot.prompt_formats import PromptFormats
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 _BUDGET_MARGIN = 16  # BOS and the gap between summed piece counts and the joined text
 _STATS_KEPT = 1024  # conversations whose last reply's stats are kept for /stats
 _CHUNKS_AFTER_STOP = 4  # chunks read past a stop while waiting for the backend's final timings
+_NAME_TOKENS = 12  # tokens the model director may write for a speaker's name
+_NAME_CHARS = 80  # and characters
 
 
 def resolve_sampling(config: Config, character: Character | None = None, preset: str | None = None) -> Sampling:
@@ -47,6 +50,13 @@ def resolve_sampling(config: Config, character: Character | None = None, preset:
     values: dict[str, object] = {}
     for layer in layers:
         values.update(layer.model_dump(exclude_none=True))
+    return Sampling(**values)  # type: ignore[arg-type]
+
+
+def _greedy(config: Config) -> Sampling:
+    """The greedy preset alone (no overrides): a choice that repeats for the same transcript."""
+    presets = config.sampling.all_presets()
+    values = {**presets["default"].model_dump(exclude_none=True), **presets["greedy"].model_dump(exclude_none=True)}
     return Sampling(**values)  # type: ignore[arg-type]
 
 
@@ -254,6 +264,40 @@ class ChatService:
         await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=False)
         history = prompt.text[: prompt.history_end]
         return int(await prewarm(conversation, history, special_tokens=prompt.special_tokens, only_if_idle=True))
+
+    async def pick_speaker(
+        self, cast: Sequence[Character], turns: Sequence[Turn], *, conversation: str | None = None,
+        user_name: str | None = None,
+    ) -> str | None:
+        """The scene member the model expects to speak next (its card name), or None when it
+        names nobody of the cast (a person, say). The model continues the shared transcript
+        with ``[`` and a name, greedily; a backend that keeps the conversation's state reads
+        only those few tokens beyond the history it holds."""
+        prompt = await self.build(cast[0], turns, conversation=conversation, user_name=user_name, cast=cast)
+        opened = (await self.formats.template(conversation, self.config.prompt)).open_assistant("[")
+        request = GenerationRequest(
+            prompt=prompt.text[: prompt.history_end] + opened,
+            max_tokens=_NAME_TOKENS,
+            stops=("]", "\n"),
+            sampling=_greedy(self.config),
+            conversation=conversation,
+            keep_tokens=prompt.prefix_tokens,
+            special_tokens=prompt.special_tokens,
+        )
+        written = ""
+        stream = self.backend.stream(request)
+        try:
+            async for chunk in stream:
+                if chunk.done:
+                    break
+                written += chunk.text
+                if "]" in written or "\n" in written or len(written) > _NAME_CHARS:
+                    break
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        chosen = member_named(written, [(c.name, sanitize_name(c.display_name)) for c in cast])
+        log.debug("Model director in %s wrote %r: %s", conversation, written, chosen or "nobody of the cast")
+        return chosen
 
     async def reply(
         self,

@@ -311,17 +311,11 @@ class SceneConfig(Strict):
 
     manage: Literal["anyone", "admins"] = "anyone"  # who may change a channel's cast
     max_cast: int = Field(6, ge=1, le=15)
-    #: who answers a message that names no member: ``natural`` (named first, then a draw
-    #: weighted by talkativeness) or ``list`` (members in turn)
+    #: who answers a message that names no member: ``natural`` (a draw weighted by
+    #: talkativeness), ``list`` (members in turn) or ``model`` (the model picks from the transcript)
     director: Literal["natural", "list", "model"] = "natural"
     answer_all_named: bool = False  # every member a message names answers, in order
     max_chain: int = Field(2, ge=0, le=10)  # character turns in a row after a human's message
-
-    @model_validator(mode="after")
-    def _director_exists(self) -> SceneConfig:
-        if self.director == "model":
-            raise ValueError("scene.director: model is not available yet; use natural or list")
-        return self
 
 
 class StoreConfig(Strict):

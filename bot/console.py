@@ -22,7 +22,7 @@ import asyncio
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import TextIO
 
 from bot.cards import CharacterLibrary
@@ -100,7 +100,7 @@ class ConsoleChat:
         self._add(self.user_name, message, "user")
         if len(self.cast) > 1:
             said: list[str] = []
-            for speaker in self._scene_speakers(message):
+            async for speaker in self._scene_speakers(message):
                 reply = await self.service.reply(speaker, self.turns, conversation=_CONVERSATION,
                                                  user_name=self.user_name, cast=self.cast)
                 text = (await reply.collect()).strip()
@@ -114,25 +114,38 @@ class ConsoleChat:
         )
         return await reply.collect()
 
-    def _scene_speakers(self, message: str) -> Iterator[Character]:
+    async def _scene_speakers(self, message: str) -> AsyncIterator[Character]:
         """Who answers ``message``: the members it names (or the director's choice), then
-        a chain of members answering each other, up to ``scene.max_chain`` turns."""
+        a chain of members answering each other, up to ``scene.max_chain`` turns (each
+        chosen after the previous one spoke)."""
         scene = self.service.config.scene
         by_name = {c.name: c for c in self.cast}
         members = [member_of(c) for c in self.cast]
         seed = f"console:{self._next_id}"
         named = named_members(message, _calls(self.cast))
-        first = list(named if scene.answer_all_named else named[:1]) or [
-            first_speaker(members, mode=scene.director, last=self._last_speaker(), seed=seed)  # type: ignore[arg-type]
-        ]
+        first = list(named if scene.answer_all_named else named[:1])
+        if not first and scene.director == "model":
+            picked = await self.service.pick_speaker(self.cast, self.turns, conversation=_CONVERSATION,
+                                                     user_name=self.user_name)
+            first = [picked] if picked else []
+        if not first:
+            mode = "list" if scene.director == "list" else "natural"
+            first = [first_speaker(members, mode=mode, last=self._last_speaker(), seed=seed)]
         for name in first:
             yield by_name[name]
         speaker = first[-1]
         for step in range(1, scene.max_chain + 1):
             said = self.turns[-1].text if self.turns and self.turns[-1].role == "character" else ""
             others = [m for m in _calls(self.cast) if m.name != speaker]
-            following = next_in_chain(members, mode=scene.director, speaker=speaker,  # type: ignore[arg-type]
-                                      named=named_members(said, others), seed=seed, step=step)
+            said_to = named_members(said, others)
+            following: str | None
+            if scene.director == "model":
+                following = said_to[0] if said_to else await self.service.pick_speaker(
+                    self.cast, self.turns, conversation=_CONVERSATION, user_name=self.user_name)
+                following = None if following == speaker else following
+            else:
+                following = next_in_chain(members, mode=scene.director, speaker=speaker,
+                                          named=said_to, seed=seed, step=step)
             if following is None:
                 return
             speaker = following
@@ -238,7 +251,7 @@ class ConsoleChat:
 
     async def _respond_scene(self, line: str) -> None:
         try:
-            for speaker in self._scene_speakers(line):
+            async for speaker in self._scene_speakers(line):
                 self.character = speaker
                 if not await self._respond():
                     return

@@ -12,6 +12,12 @@ falls under its talkativeness. The caller bounds the chain (``scene.max_chain``)
 
 Every draw is seeded from the message that started it (and the step in the
 chain), never from a clock: the same message gives the same speakers.
+
+``model``: the language model reads the shared transcript and continues it with
+``[`` and a name (:meth:`bot.chat.ChatService.pick_speaker`, greedy, so it repeats
+too); :func:`member_named` turns what it wrote into a member. A name that is no
+member's (a person's, say) means nobody of the cast: the first answer then falls
+back to ``natural``, and a chain ends.
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ from typing import Literal
 
 from bot.cards.model import Character
 
-__all__ = ["Member", "DEFAULT_TALKATIVENESS", "member_of", "talkativeness", "first_speaker", "next_in_chain"]
+__all__ = [
+    "Member", "DEFAULT_TALKATIVENESS", "member_of", "talkativeness", "first_speaker", "next_in_chain", "member_named",
+]
 
 DEFAULT_TALKATIVENESS = 0.5
-Mode = Literal["natural", "list"]
+Mode = Literal["natural", "list", "model"]
+_SHORTEST_PREFIX = 3  # characters of a cut-off name that may still identify a member
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ def first_speaker(
             return name
     if mode == "list":
         return _after(members, last).name
-    others = [m for m in members if m.name != last] or list(members)
+    others = [m for m in members if m.name != last] or list(members)  # natural (and model's fallback)
     return _weighted(others, _rng(seed, 0)).name
 
 
@@ -105,3 +114,21 @@ def next_in_chain(
     rng = _rng(seed, step)
     chosen = _weighted(others, rng)
     return chosen.name if rng.random() < chosen.talkativeness else None
+
+
+def member_named(written: str, cast: Sequence[tuple[str, str]]) -> str | None:
+    """The member (card name) whose shown name the model wrote after ``[``: the text up to
+    ``]``, compared case-insensitively with each ``(card name, shown name)``; a name cut off
+    before its ``]`` counts when it starts exactly one member's name. None: nobody of the cast."""
+    said = written.split("\n", 1)[0]
+    closed = "]" in said
+    said = said.split("]", 1)[0].strip().casefold()
+    if not said:
+        return None
+    for name, shown in cast:
+        if said in (shown.casefold(), name.casefold()):
+            return name
+    if closed or len(said) < _SHORTEST_PREFIX:
+        return None
+    starting = [name for name, shown in cast if shown.casefold().startswith(said)]
+    return starting[0] if len(starting) == 1 else None

@@ -119,6 +119,27 @@ async def test_a_mention_naming_nobody_goes_to_the_directors_seeded_choice(
     assert reply.username == first_speaker(members, mode="natural", seed=asked.id)
 
 
+async def test_the_model_director_picks_the_speaker_and_ends_the_chain_when_it_expects_a_person(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    picks = iter(["Professor Quill]", "Alice]"])
+
+    def model(request: GenerationRequest) -> list[str]:
+        return [next(picks)] if request.prompt.endswith("\n[") else by_speaker(request)
+
+    backend = ScriptedBackend([model])
+    config = make_config(fake_discord, tmp_path, scene={"director": "model", "max_chain": 2})
+    async with running_bot(fake_discord, config, backend):
+        await cast_of_three(fake_discord, world)
+        await fake_discord.user_says(world.channel, world.alice, "anyone there?", mention_bot=True)
+        await said(fake_discord, world, 1)
+        await asyncio.sleep(0.5)
+    [reply] = spoken(fake_discord, world)
+    assert reply.username == "Professor Quill" and reply.content == "Professor Quill here."
+    pick, answer, second_pick = (r.prompt for r in backend.requests)
+    assert answer.startswith(pick.removesuffix("[")) and second_pick.endswith("[Professor Quill]: Professor Quill here.\n[")
+
+
 async def test_characters_answer_each_other_up_to_max_chain(
     fake_discord: FakeDiscord, world: World, tmp_path: Path
 ) -> None:

@@ -39,6 +39,7 @@ class ChatCog(commands.Cog):
         self.bot = bot
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._latest_human: OrderedDict[int, int] = OrderedDict()  # channel -> a person's newest message
+        self._fell_back: set[int] = set()  # channels where the model director fell back (logged once)
 
     def _first_time(self, message_id: int) -> bool:
         """False for a message already handled (the gateway may deliver an event twice)."""
@@ -79,23 +80,37 @@ class ChatCog(commands.Cog):
         if slot is None:
             await _react(message, BUSY)
             return
-        speakers = self._speakers(key, cast, decision.addressed, message.id)
         try:
             async with slot:
-                await self._answer(message, speakers)
+                await self._answer(message, await self._speakers(message, cast, decision.addressed))
         except asyncio.CancelledError:
             if bot.is_closed():
                 raise
             log.info("Reply in %s was stopped", message.channel)
 
-    def _speakers(self, key: str, cast: tuple[Character, ...], addressed: tuple[str, ...], seed: int) -> list[str]:
+    async def _speakers(
+        self, message: discord.Message, cast: tuple[Character, ...], addressed: tuple[str, ...]
+    ) -> list[str]:
         """Who answers: the members addressed (the first, or each with ``answer_all_named``),
-        else the director's choice."""
+        else the director's choice (the model's, when it names a member)."""
         scene = self.bot.config.scene
         if addressed:
             return list(addressed if scene.answer_all_named else addressed[:1])
-        last = self.bot.conversations.last_speaker(key)
-        return [first_speaker([member_of(c) for c in cast], mode=scene.director, last=last, seed=seed)]  # type: ignore[arg-type]
+        if scene.director == "model" and len(cast) > 1:
+            picked = await self.bot.responder.pick_speaker(message.channel, trigger=message)
+            if picked is not None:
+                return [picked]
+            self._natural_instead(message.channel.id)
+        last = self.bot.conversations.last_speaker(str(message.channel.id))
+        mode = "list" if scene.director == "list" else "natural"
+        return [first_speaker([member_of(c) for c in cast], mode=mode, last=last, seed=message.id)]
+
+    def _natural_instead(self, channel_id: int) -> None:
+        """Say once per channel that the model director fell back to the natural order."""
+        if channel_id not in self._fell_back:
+            self._fell_back.add(channel_id)
+            log.info("The model named nobody of the cast in channel %s; the natural order picks "
+                     "(said once per channel)", channel_id)
 
     async def _answer(self, message: discord.Message, speakers: list[str]) -> None:
         """Each speaker answers in turn; then the scene may go on by itself (a chain)."""
@@ -124,10 +139,16 @@ class ChatCog(commands.Cog):
                 return
             speaker, last = written[-1]
             others = [m for m in _cast_members(cast) if m.name != speaker]
-            following = next_in_chain(
-                [member_of(c) for c in cast], mode=scene.director,  # type: ignore[arg-type]
-                speaker=speaker, named=named_members(last.text, others), seed=message.id, step=step,
-            )
+            named = named_members(last.text, others)
+            if scene.director == "model":  # the member the reply names, else whom the model expects
+                following = named[0] if named else await self.bot.responder.pick_speaker(
+                    channel, after=[w for _, w in written])
+                following = None if following == speaker else following
+            else:
+                following = next_in_chain(
+                    [member_of(c) for c in cast], mode=scene.director,
+                    speaker=speaker, named=named, seed=message.id, step=step,
+                )
             if following is None:
                 return
             writer = await self.bot.responder.respond(channel, speaker=following, after=[w for _, w in written])

@@ -129,6 +129,26 @@ class Responder:
                 await reply.aclose()  # stops the generation at once if the reply ended early
         return writer
 
+    async def pick_speaker(
+        self, channel: discord.abc.Messageable, *, trigger: discord.Message | None = None,
+        after: Sequence[ReplyWriter] = (),
+    ) -> str | None:
+        """The scene member the model expects to speak next in the channel (``scene.director:
+        model``), or None when it names nobody of the cast or cannot say."""
+        key = str(channel.id)  # type: ignore[attr-defined]
+        guild = getattr(channel, "guild", None)
+        cast = await self.conversations.cast(key, guild.id if guild else None)
+        if len(cast) < 2:
+            return None
+        try:
+            conversation = await self.conversations.get(key)
+            turns = await self.history.turns(channel, cast[0], conversation, upto=trigger, scene=True)
+            async with show_typing(channel):
+                return await self.service.pick_speaker(cast, _with_written(turns, after), conversation=key)
+        except (BotError, discord.HTTPException) as exc:
+            log.warning("The model could not pick the next speaker in channel %s: %s", key, exc)
+            return None
+
     async def read_ahead(self, channel: discord.abc.Messageable) -> int:
         """Read the channel's recent history into the model's state for it, if the model is
         idle; returns the tokens read. Failures only cost the head start."""
