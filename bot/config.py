@@ -316,6 +316,10 @@ class SceneConfig(Strict):
     director: Literal["natural", "list", "model"] = "natural"
     answer_all_named: bool = False  # every member a message names answers, in order
     max_chain: int = Field(2, ge=0, le=10)  # character turns in a row after a human's message
+    #: chance (times the member's talkativeness, falling with the time since a character spoke)
+    #: that a message addressed to nobody gets a reply anyway; 0: never
+    ambient: float = Field(0.0, ge=0, le=1)
+    ambient_cooldown: float = Field(120.0, ge=0)  # seconds between ambient replies in one channel
 
 
 class StoreConfig(Strict):

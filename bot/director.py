@@ -10,6 +10,12 @@ replies: always a member the reply names; otherwise in ``list`` order the next
 member, in ``natural`` order a weighted draw that speaks only if a second draw
 falls under its talkativeness. The caller bounds the chain (``scene.max_chain``).
 
+Ambient replies (:func:`ambient_speaker`): a message addressed to nobody may get a
+reply, with a chance of ``ambient × talkativeness`` (of a member drawn as in
+``natural``), damped by the time since a character last spoke (full for
+:data:`AMBIENT_FRESH` seconds, then halving every :data:`AMBIENT_HALF_LIFE`; never
+when no character spoke yet). The caller keeps the per-channel cooldown.
+
 Every draw is seeded from the message that started it (and the step in the
 chain), never from a clock: the same message gives the same speakers.
 
@@ -30,11 +36,14 @@ from typing import Literal
 from bot.cards.model import Character
 
 __all__ = [
-    "Member", "DEFAULT_TALKATIVENESS", "member_of", "talkativeness", "first_speaker", "next_in_chain", "member_named",
+    "Member", "DEFAULT_TALKATIVENESS", "AMBIENT_FRESH", "AMBIENT_HALF_LIFE", "member_of", "talkativeness",
+    "first_speaker", "next_in_chain", "member_named", "ambient_speaker",
 ]
 
 DEFAULT_TALKATIVENESS = 0.5
 Mode = Literal["natural", "list", "model"]
+AMBIENT_FRESH = 60.0  # seconds after a character spoke during which ambient replies are not damped
+AMBIENT_HALF_LIFE = 300.0  # then their chance halves every this many seconds
 _SHORTEST_PREFIX = 3  # characters of a cut-off name that may still identify a member
 
 
@@ -132,3 +141,19 @@ def member_named(written: str, cast: Sequence[tuple[str, str]]) -> str | None:
         return None
     starting = [name for name, shown in cast if shown.casefold().startswith(said)]
     return starting[0] if len(starting) == 1 else None
+
+
+def ambient_speaker(
+    members: Sequence[Member], *, ambient: float, since_spoke: float | None, last: str | None = None,
+    seed: int | str = 0,
+) -> str | None:
+    """Who (if anyone) joins in on a message addressed to nobody: ``ambient`` is the
+    config's 0..1 chance, ``since_spoke`` the seconds since a character last spoke here
+    (None: not since the start)."""
+    if not members or ambient <= 0 or since_spoke is None:
+        return None
+    damping = 0.5 ** (max(0.0, since_spoke - AMBIENT_FRESH) / AMBIENT_HALF_LIFE)
+    rng = _rng(seed, -1)
+    others = [m for m in members if m.name != last] or list(members)
+    chosen = _weighted(others, rng)
+    return chosen.name if rng.random() < ambient * chosen.talkativeness * damping else None

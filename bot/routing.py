@@ -22,7 +22,7 @@ from bot.config import AccessLists
 
 __all__ = [
     "Incoming", "RouteSettings", "Route", "CastMember", "Decision", "route", "decide", "named_members",
-    "out_of_character", "says_any",
+    "out_of_character", "says_any", "allowed_here",
 ]
 
 _LEADING_MENTIONS = re.compile(r"^(?:\s*<@[!&]?\d+>)+")
@@ -101,6 +101,12 @@ def decide(message: Incoming, settings: RouteSettings, cast: Sequence[CastMember
     if settings.access is not None and not is_allowed(settings.access, message.place):
         return Decision(Route.REFUSED)
     return Decision(Route.ANSWER, addressed)
+
+
+def allowed_here(message: Incoming, settings: RouteSettings) -> bool:
+    """Whether the access rules let the bot speak where ``message`` was written (for replies
+    nobody asked for: ambient ones)."""
+    return settings.access is None or is_allowed(settings.access, message.place)
 
 
 def _addressed(message: Incoming, settings: RouteSettings, named: bool) -> bool:

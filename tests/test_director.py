@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from bot.cards.model import Character
-from bot.director import Member, first_speaker, next_in_chain, talkativeness
+from bot.director import Member, ambient_speaker, first_speaker, next_in_chain, talkativeness
 
 CAST = [Member("Aria", 0.5), Member("Captain Brass", 0.9), Member("Professor Quill", 0.1)]
 
@@ -65,3 +65,22 @@ def test_talkativeness_comes_from_the_card_extension_and_defaults_to_half() -> N
     assert talkativeness(Character(name="A")) == 0.5
     assert talkativeness(Character(name="A", extensions={"talkativeness": "loud"})) == 0.5
     assert talkativeness(Character(name="A", extensions={"talkativeness": 7})) == 1.0
+
+
+def test_ambient_replies_are_off_at_zero_and_before_any_character_spoke() -> None:
+    assert all(ambient_speaker(CAST, ambient=0.0, since_spoke=1.0, seed=s) is None for s in range(100))
+    assert all(ambient_speaker(CAST, ambient=1.0, since_spoke=None, seed=s) is None for s in range(100))
+
+
+def test_ambient_replies_follow_their_chance_and_fade_with_time() -> None:
+    eager = [Member("Echo", 1.0)]
+    assert all(ambient_speaker(eager, ambient=1.0, since_spoke=5.0, seed=s) == "Echo" for s in range(100))
+    fresh = sum(ambient_speaker(CAST, ambient=0.5, since_spoke=5.0, seed=s) is not None for s in range(2000))
+    stale = sum(ambient_speaker(CAST, ambient=0.5, since_spoke=3600.0, seed=s) is not None for s in range(2000))
+    assert 0 < stale < fresh / 10 and 0.2 < fresh / 2000 < 0.5
+
+
+def test_ambient_replies_repeat_for_the_same_message() -> None:
+    draws = [ambient_speaker(CAST, ambient=0.7, since_spoke=30.0, last="Aria", seed=s) for s in range(300)]
+    assert draws == [ambient_speaker(CAST, ambient=0.7, since_spoke=30.0, last="Aria", seed=s) for s in range(300)]
+    assert "Aria" not in draws  # never the member who just spoke

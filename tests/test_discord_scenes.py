@@ -185,6 +185,43 @@ async def test_stop_ends_a_chain_at_once(fake_discord: FakeDiscord, world: World
     assert len(backend.requests) == 2
 
 
+async def test_ambient_replies_follow_the_chance_and_the_cooldown(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    config = make_config(fake_discord, tmp_path, scene={"ambient": 1.0, "ambient_cooldown": 60, "max_chain": 0},
+                         default_character="Echo")
+    (tmp_path / "characters" / "echo.yaml").write_text(
+        "name: Echo\npersona: Answers everything.\nextensions:\n  talkativeness: 1.0\n")
+    backend = ScriptedBackend([by_speaker])
+    async with running_bot(fake_discord, config, backend):
+        await fake_discord.user_says(world.channel, world.alice, "nice weather")  # no character spoke yet
+        await asyncio.sleep(0.3)
+        assert backend.requests == []
+        await fake_discord.user_says(world.channel, world.alice, "Echo?")
+        await said(fake_discord, world, 1)
+        await fake_discord.user_says(world.channel, world.admin, "it is raining again")  # joined in on
+        await said(fake_discord, world, 2)
+        await fake_discord.user_says(world.channel, world.alice, "so it is")  # within the cooldown
+        await asyncio.sleep(0.5)
+    assert len(spoken(fake_discord, world)) == 2 and len(backend.requests) == 2
+
+
+async def test_ambient_replies_never_go_where_access_is_denied(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    config = make_config(fake_discord, tmp_path, scene={"ambient": 1.0, "ambient_cooldown": 0, "max_chain": 0},
+                         default_character="Echo", discord={"access": {"deny_users": [world.admin.id]}})
+    (tmp_path / "characters" / "echo.yaml").write_text(
+        "name: Echo\npersona: Answers everything.\nextensions:\n  talkativeness: 1.0\n")
+    backend = ScriptedBackend([by_speaker])
+    async with running_bot(fake_discord, config, backend):
+        await fake_discord.user_says(world.channel, world.alice, "Echo?")
+        await said(fake_discord, world, 1)
+        await fake_discord.user_says(world.channel, world.admin, "it is raining again")
+        await asyncio.sleep(0.5)
+    assert len(backend.requests) == 1
+
+
 async def test_no_reply_contains_another_members_or_a_persons_turn(
     fake_discord: FakeDiscord, world: World, tmp_path: Path
 ) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -15,10 +17,10 @@ import discord
 from discord.ext import commands
 
 from bot.cards.model import Character
-from bot.director import first_speaker, member_of, next_in_chain
+from bot.director import ambient_speaker, first_speaker, member_of, next_in_chain
 from bot.discord_io.incoming import incoming
 from bot.discord_io.replies import ReplyWriter
-from bot.routing import CastMember, Route, RouteSettings, decide, named_members
+from bot.routing import CastMember, Decision, Route, RouteSettings, allowed_here, decide, named_members
 
 if TYPE_CHECKING:
     from bot.app import TroupeBot
@@ -40,6 +42,8 @@ class ChatCog(commands.Cog):
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._latest_human: OrderedDict[int, int] = OrderedDict()  # channel -> a person's newest message
         self._fell_back: set[int] = set()  # channels where the model director fell back (logged once)
+        self._spoke_at: dict[int, float] = {}  # channel -> when a character last spoke (monotonic)
+        self._ambient_at: dict[int, float] = {}  # channel -> when the last ambient reply was given
 
     def _first_time(self, message_id: int) -> bool:
         """False for a message already handled (the gateway may deliver an event twice)."""
@@ -62,23 +66,27 @@ class ChatCog(commands.Cog):
         cast = await bot.conversations.cast(key, guild_id)
         if not cast:
             return
-        decision = decide(
-            await incoming(message, me=me.id, webhook_ids=bot.webhooks.known_ids),
-            await self._settings(key),
-            _cast_members(cast),
-        )
+        facts = await incoming(message, me=me.id, webhook_ids=bot.webhooks.known_ids)
+        settings = await self._settings(key)
+        decision = decide(facts, settings, _cast_members(cast))
         if decision.route is not Route.IGNORE and not message.author.bot:
             self._person_spoke(message.channel.id, message.id)  # ends a chain of characters' replies
-        if decision.route is Route.LISTEN and bot.config.prompt.read_ahead:
+        ambient = None
+        if decision.route is Route.LISTEN and not message.author.bot and allowed_here(facts, settings):
+            ambient = self._ambient(message, cast)
+        if decision.route is Route.LISTEN and ambient is None and bot.config.prompt.read_ahead:
             bot.read_ahead.soon(message.channel.id, lambda: bot.responder.read_ahead(message.channel))
+        if ambient is not None:
+            decision = Decision(Route.ANSWER, (ambient,))
         if decision.route is not Route.ANSWER:
             return
-        if bot.cooldowns.hit(message.author.id) > 0:
+        if ambient is None and bot.cooldowns.hit(message.author.id) > 0:
             await _react(message, COOLDOWN)
             return
         slot = bot.scheduler.reserve(message.channel.id)
         if slot is None:
-            await _react(message, BUSY)
+            if ambient is None:  # nobody asked for an ambient reply: nobody is told it is busy
+                await _react(message, BUSY)
             return
         try:
             async with slot:
@@ -122,6 +130,7 @@ class ChatCog(commands.Cog):
             )
             if writer is not None and writer.messages:
                 written.append((name, writer))
+                self._spoke_at[message.channel.id] = time.monotonic()
         if written:
             await self._chain(message, written)
 
@@ -155,6 +164,27 @@ class ChatCog(commands.Cog):
             if writer is None or not writer.messages:
                 return
             written.append((following, writer))
+            self._spoke_at[channel.id] = time.monotonic()
+
+    def _ambient(self, message: discord.Message, cast: tuple[Character, ...]) -> str | None:
+        """A member who joins in on a message addressed to nobody (``scene.ambient``), at most
+        once per ``scene.ambient_cooldown`` seconds in a channel."""
+        scene = self.bot.config.scene
+        if scene.ambient <= 0:
+            return None
+        channel_id = message.channel.id
+        now = time.monotonic()
+        if self.bot.scheduler.busy(channel_id) or now - self._ambient_at.get(channel_id, -math.inf) < scene.ambient_cooldown:
+            return None
+        spoke = self._spoke_at.get(channel_id)
+        chosen = ambient_speaker(
+            [member_of(c) for c in cast], ambient=scene.ambient, since_spoke=None if spoke is None else now - spoke,
+            last=self.bot.conversations.last_speaker(str(channel_id)), seed=message.id,
+        )
+        if chosen is not None:
+            self._ambient_at[channel_id] = now
+            log.info("Ambient reply in %s by %s", channel_id, chosen)
+        return chosen
 
     def _person_spoke(self, channel_id: int, message_id: int) -> None:
         self._latest_human[channel_id] = message_id
