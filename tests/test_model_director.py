@@ -76,3 +76,18 @@ async def test_the_real_model_names_a_cast_member(embedded: LlamaCppBackend, lib
     ]
     picked = await service.pick_speaker(cast, turns, conversation="scene")  # type: ignore[arg-type]
     assert picked in ("Aria", "Captain Brass")
+
+
+async def test_switching_speakers_costs_only_the_closing_tag_with_the_real_model(
+    embedded: LlamaCppBackend, library: CharacterLibrary
+) -> None:
+    service = ChatService(embedded, parse_config({"prompt": {"max_reply_tokens": 8}}))
+    cast = [library.get(n) for n in ("Aria", "Captain Brass")]
+    turns = [Turn("Alice", "Evening, both of you. What's the news?", "1")]
+    first = await service.reply(cast[0], turns, conversation="scene", cast=cast)  # type: ignore[arg-type]
+    await first.collect()
+    second = await service.reply(cast[1], turns, conversation="scene", cast=cast)  # type: ignore[arg-type]
+    await second.collect()
+    assert first.stats.timings and second.stats.timings
+    assert first.stats.timings.prompt_evaluated == first.stats.timings.prompt_tokens > 300
+    assert second.stats.timings.prompt_evaluated is not None and second.stats.timings.prompt_evaluated <= 8
