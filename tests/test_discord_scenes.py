@@ -157,17 +157,41 @@ async def test_characters_answer_each_other_up_to_max_chain(
                                                "[Professor Quill]:")
 
 
-async def test_a_persons_message_ends_a_chain(fake_discord: FakeDiscord, world: World, tmp_path: Path) -> None:
+async def test_a_persons_message_ends_a_chain_before_the_next_turn_writes(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
     backend = ScriptedBackend([by_speaker], first_chunk_delay=0.6)
     config = make_config(fake_discord, tmp_path, scene={"director": "list", "max_chain": 5})
     async with running_bot(fake_discord, config, backend):
         await cast_of_three(fake_discord, world)
         await fake_discord.user_says(world.channel, world.alice, "Aria, start the story")
         await said(fake_discord, world, 1)
-        await asyncio.sleep(0.2)  # the second member is writing now
+        await asyncio.sleep(0.2)  # the second member is reading the prompt, nothing posted yet
         await fake_discord.user_says(world.channel, world.admin, "hold on, everyone")
         await asyncio.sleep(2.0)
-    assert [m.username for m in spoken(fake_discord, world)] == ["Aria", "Captain Brass"]
+    assert [m.username for m in spoken(fake_discord, world)] == ["Aria"]
+    assert len(backend.requests) == 2
+
+
+async def test_a_persons_message_lets_a_turn_already_writing_finish_then_ends_the_chain(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    def slow(request: GenerationRequest) -> list[str]:
+        return [*by_speaker(request), " And", " more", " to", " say."]
+
+    backend = ScriptedBackend([slow], chunk_delay=0.3)
+    config = make_config(fake_discord, tmp_path, scene={"director": "list", "max_chain": 5},
+                         discord={"edit_interval": 1.0})  # within Discord's 5 requests per 5 s in a channel
+    async with running_bot(fake_discord, config, backend):
+        await cast_of_three(fake_discord, world)
+        await fake_discord.user_says(world.channel, world.alice, "Aria, start the story")
+        await said(fake_discord, world, 2, timeout=15)  # the second member has started writing
+        await fake_discord.user_says(world.channel, world.admin, "hold on, everyone")
+        await fake_discord.wait_for(lambda: spoken(fake_discord, world)[1].content.endswith("say."), timeout=10)
+        await asyncio.sleep(2.0)
+    messages = spoken(fake_discord, world)
+    assert [m.username for m in messages] == ["Aria", "Captain Brass"]
+    assert messages[1].content == "Captain Brass here. And more to say."
 
 
 async def test_stop_ends_a_chain_at_once(fake_discord: FakeDiscord, world: World, tmp_path: Path) -> None:

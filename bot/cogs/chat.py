@@ -43,6 +43,7 @@ class ChatCog(commands.Cog):
         self._latest_human: OrderedDict[int, int] = OrderedDict()  # channel -> a person's newest message
         self._fell_back: set[int] = set()  # channels where the model director fell back (logged once)
         self._spoke_at: dict[int, float] = {}  # channel -> when a character last spoke (monotonic)
+        self._chained: dict[int, tuple[asyncio.Future[ReplyWriter | None], ReplyWriter]] = {}  # turns running
         self._ambient_at: dict[int, float] = {}  # channel -> when the last ambient reply was given
 
     def _first_time(self, message_id: int) -> bool:
@@ -160,7 +161,7 @@ class ChatCog(commands.Cog):
                 )
             if following is None:
                 return
-            writer = await self.bot.responder.respond(channel, speaker=following, after=[w for _, w in written])
+            writer = await self._chained_turn(channel, following, [w for _, w in written])
             if writer is None or not writer.messages:
                 return
             written.append((following, writer))
@@ -186,7 +187,30 @@ class ChatCog(commands.Cog):
             log.info("Ambient reply in %s by %s", channel_id, chosen)
         return chosen
 
+    async def _chained_turn(
+        self, channel: discord.abc.Messageable, speaker: str, after: list[ReplyWriter]
+    ) -> ReplyWriter | None:
+        """One character turn of a chain; a person speaking before it posts anything cancels it."""
+        channel_id: int = channel.id  # type: ignore[attr-defined]
+        turn = asyncio.ensure_future(self.bot.responder.respond(
+            channel, speaker=speaker, after=after,
+            started=lambda writer: self._chained.__setitem__(channel_id, (turn, writer)),
+        ))
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # /stop or shutdown: the whole answer ends
+            log.debug("Chain in %s ends: a person spoke before %s wrote anything", channel_id, speaker)
+            return None
+        finally:
+            self._chained.pop(channel_id, None)
+
     def _person_spoke(self, channel_id: int, message_id: int) -> None:
+        chained = self._chained.get(channel_id)
+        if chained is not None and not chained[1].messages:
+            chained[0].cancel()  # the chain's next turn has not started writing: it never will
         self._latest_human[channel_id] = message_id
         self._latest_human.move_to_end(channel_id)
         if len(self._latest_human) > _SEEN_MESSAGES:

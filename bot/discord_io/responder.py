@@ -84,11 +84,13 @@ class Responder:
     async def respond(
         self, channel: discord.abc.Messageable, *, trigger: discord.Message | None = None,
         before: discord.Message | None = None, speaker: str | None = None, after: Sequence[ReplyWriter] = (),
+        started: Callable[[ReplyWriter], object] | None = None,
     ) -> ReplyWriter | None:
         """Read the history, generate a character's reply and stream it into the channel
         (``before``: rewrite the reply that was there; ``speaker``: which member of the
         channel's scene speaks, by card name, default its first; ``after``: replies just
-        written in this channel, whose last edits the gateway may not have delivered yet)."""
+        written in this channel, whose last edits the gateway may not have delivered yet;
+        ``started`` is told the writer before anything is generated)."""
         key = str(channel.id)  # type: ignore[attr-defined]
         guild = getattr(channel, "guild", None)
         cast = await self.conversations.cast(key, guild.id if guild else None)
@@ -96,6 +98,8 @@ class Responder:
             return None
         character = next((c for c in cast if c.name == speaker), cast[0])
         writer = await self.writer(channel, character, reply_to=trigger)
+        if started is not None:
+            started(writer)
         reply: ReplyStream | None = None
         try:
             conversation = await self.conversations.get(key)
