@@ -175,7 +175,8 @@ class ChatCog(commands.Cog):
             return None
         channel_id = message.channel.id
         now = time.monotonic()
-        if self.bot.scheduler.busy(channel_id) or now - self._ambient_at.get(channel_id, -math.inf) < scene.ambient_cooldown:
+        cooling = now - self._ambient_at.get(channel_id, -math.inf) < scene.ambient_cooldown
+        if cooling or self.bot.scheduler.busy(channel_id):
             return None
         spoke = self._spoke_at.get(channel_id)
         chosen = ambient_speaker(
