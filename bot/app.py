@@ -24,7 +24,7 @@ from bot.chat import ChatService
 from bot.cogs.tree import TroupeTree
 from bot.config import Config
 from bot.conversations import Conversations
-from bot.discord_io import NO_PINGS, ChannelHistory, Responder, Webhooks
+from bot.discord_io import NO_PINGS, ChannelHistory, Responder, ScenePlay, Webhooks
 from bot.errors import BotError, CardError, ConfigError
 from bot.lifecycle import Stopped, retry_until_up, stop_on_signals, until_stopped, within
 from bot.readahead import ReadAhead
@@ -87,6 +87,10 @@ class TroupeBot(commands.Bot):
         self.responder = Responder(
             service=service, conversations=self.conversations, history=self.history, webhooks=self.webhooks,
             settings=lambda: self.config.discord,
+        )
+        self.scene_play = ScenePlay(
+            responder=self.responder, conversations=self.conversations, scheduler=self.scheduler,
+            scene=lambda: self.config.scene,
         )
         self.read_ahead = ReadAhead(busy=lambda channel_id: self.scheduler.busy(channel_id))  # type: ignore[arg-type]
         self.inflight: set[asyncio.Task[object]] = set()  # message handlers running now

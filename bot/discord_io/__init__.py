@@ -20,11 +20,13 @@ from bot.discord_io.replies import (
     turn_from_message,
 )
 from bot.discord_io.responder import Responder, Speakers
+from bot.discord_io.scene_play import ScenePlay
 
 __all__ = [
     "ChannelHistory",
     "HistoryMirror",
     "Responder",
+    "ScenePlay",
     "Speakers",
     "incoming",
     "place_of",
