@@ -230,7 +230,7 @@ def build_prompt(
     user = speaker_label(user_name or config.user_name, "user", char)
     lore = select_lore(
         character.lorebook,
-        [turn.text for turn in turns],
+        turns,
         count_tokens=count_tokens,
         token_budget=_lore_budget(character.lorebook, budget),
     )
