@@ -152,7 +152,7 @@ def _cut_newest(turns: _Turns, index: int, available: int, budget: int) -> None:
         else:
             high = middle - 1
     turns.replace_line(index, line(low), cost(low))
-    log.info("Newest message cut to its last %d characters to fit the prompt budget", low)
+    log.debug("Newest message cut to its last %d characters to fit the prompt budget", low)
 
 
 def _stops(character: Character, turns: _Turns, start: int, *, char: str, user: str) -> tuple[str, ...]:
