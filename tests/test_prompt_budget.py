@@ -214,7 +214,7 @@ def test_anchored_window_stays_stable_for_the_following_replies() -> None:
         current = build(history, budget=budget, config=config, anchor=anchor)
         if current.first_turn_id != anchor:
             break
-        shared = previous.text[: previous.text.index("[System note:")]
+        shared = previous.text[: previous.text.index("(Note:")]
         assert current.text.startswith(shared)
         previous = current
         stable += 1

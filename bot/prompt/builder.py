@@ -4,7 +4,8 @@ Layout (see :mod:`bot.prompt.head` for the head's parts)::
 
     head (system prompt, card, constant lore, example chats, "[Start a new chat]")
     one message per history turn, oldest first: "[Name]: text"
-    a note: keyed lore and post-history instructions (volatile, so last)
+    a note: keyed lore, post-history instructions and the channel's note (volatile, so
+        last; in the transcript format "(Note: …)", never a "[Name]:"-like line)
     the open reply: "[Character]:" (+ " " + prefill)
 
 ``Prompt.prefix`` is the wrapped head. It depends only on the character, the config,
