@@ -78,6 +78,7 @@ async def tokens_between_slides(turns: list[Turn]) -> float:
     appended, anchor, moves_at = 0, None, []
     for end in range(1, len(turns), 2):
         prompt = await chat.build(ARIA, turns[:end], conversation="room")
+        await chat.conversations.window_moved("room", prompt.first_turn_id, replied=True)
         if anchor is not None and prompt.first_turn_id != anchor:
             moves_at.append(appended)
         anchor = prompt.first_turn_id
