@@ -389,11 +389,11 @@ def reply_summary(character: str, conversation: str | None, stats: ReplyStats) -
         tokens = f"{read} of {timings.prompt_tokens} prompt tokens read, {timings.generated_tokens} generated"
     else:
         tokens = f"{stats.prompt_tokens} prompt tokens"
-    first = f"first text {stats.seconds_to_first_text:.2f} s, " if stats.seconds_to_first_text is not None else ""
-    extra = "".join(
-        part for part in (
-            f", {stats.retries} retr{'y' if stats.retries == 1 else 'ies'}" if stats.retries else "",
-            f", stopped by {stats.stop}" if stats.stop == "repetition" else "",
-        )
-    )
-    return f"Reply as {character}{where} ({stats.backend}): {tokens}, {first}{stats.seconds_total:.2f} s{extra}"
+    first = "" if stats.seconds_to_first_text is None else f"first text {stats.seconds_to_first_text:.2f} s, "
+    extra = ""
+    if stats.retries:
+        extra += f", {stats.retries} retr{'y' if stats.retries == 1 else 'ies'}"
+    if stats.stop == "repetition":
+        extra += ", stopped by repetition"
+    head = f"Reply as {character}{where} ({stats.backend})"
+    return f"{head}: {tokens}, {first}{stats.seconds_total:.2f} s{extra}"

@@ -46,7 +46,9 @@ async def test_a_reply_writes_one_info_line_even_with_a_retry(caplog: pytest.Log
     assert len(bot_info(caplog)) == 1
 
 
-async def test_the_reply_line_says_who_answered_where_tokens_and_time(caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_reply_line_says_who_answered_where_tokens_and_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     set_level("INFO")
     reply = await ChatService(ScriptedBackend([["The stew."]]), parse_config({})).reply(
         ARIA, TURNS, conversation="42"

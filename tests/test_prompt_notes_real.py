@@ -32,11 +32,12 @@ async def test_a_note_after_the_history_never_empties_the_first_attempt(embedded
     chat = ChatService(embedded, parse_config({"prompt": {"max_reply_tokens": 24}}))
     sampling = resolve_sampling(chat.config, ARIA)
     retried = []
-    for turns in MENTIONS:
+    for index, turns in enumerate(MENTIONS):
         for seed in SEEDS:
-            reply = await chat.reply(
-                ARIA, turns, sampling=replace(sampling, seed=seed), note="Keep replies short."
-            )
+            channel = f"tavern-{index}-{seed}"
+            await chat.conversations.set_note(channel, "Keep replies short.")
+            reply = await chat.reply(ARIA, turns, conversation=channel, sampling=replace(sampling, seed=seed))
+            assert reply.prompt.text.endswith("Keep replies short.)\n[Aria]:")
             await reply.collect()
             if reply.stats.retries:
                 retried.append((turns[-1].text, seed))

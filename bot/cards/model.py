@@ -49,7 +49,8 @@ class LoreEntry(BaseModel):
 
     @property
     def match_whole_words(self) -> bool | None:
-        """``extensions.match_whole_words``: whole-word (true) or substring (false) keys; None: as the book says."""
+        """``extensions.match_whole_words``: whole-word (true) or substring (false) keys;
+        None: as the book says."""
         return _flag(self.extensions, MATCH_WHOLE_WORDS)
 
 
@@ -68,7 +69,8 @@ class Lorebook(BaseModel):
 
     @property
     def match_whole_words(self) -> bool | None:
-        """``extensions.match_whole_words`` for the book's entries that say nothing; None: the default (true)."""
+        """``extensions.match_whole_words`` for the book's entries that say nothing;
+        None: the default (true)."""
         return _flag(self.extensions, MATCH_WHOLE_WORDS)
 
 
