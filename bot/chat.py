@@ -11,6 +11,7 @@ which it asks and tells where the window now starts. It knows nothing of Discord
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -22,6 +23,7 @@ from bot.cards.model import Character
 from bot.config import Config, SamplingSettings
 from bot.conversations import Conversations
 from bot.director import member_named
+from bot.logs import REPLIES
 from bot.prompt import StopScanner, build_prompt, sanitize_name
 from bot.prompt.reasoning import ReasoningFilter
 from bot.prompt.repetition import RepetitionGuard
@@ -29,9 +31,10 @@ from bot.prompt_formats import PromptFormats
 from bot.prompt.types import Prompt, Turn
 from bot.text import estimate_tokens
 
-__all__ = ["ChatService", "ReplyStream", "ReplyStats", "TokenCounter", "resolve_sampling"]
+__all__ = ["ChatService", "ReplyStream", "ReplyStats", "TokenCounter", "reply_summary", "resolve_sampling"]
 
 log = logging.getLogger(__name__)
+reply_log = logging.getLogger(REPLIES)  # one INFO line per reply
 
 _BUDGET_MARGIN = 16  # BOS and the gap between summed piece counts and the joined text
 _STATS_KEPT = 1024  # conversations whose last reply's stats are kept for /stats
@@ -358,6 +361,21 @@ class ChatService:
         thinking: list[ReasoningFilter],
     ) -> AsyncIterator[str]:
         started = time.perf_counter()
+        attempts = self._attempts(request, character, prompt, stats, prefill, thinking)
+        try:
+            # closed explicitly, so a reply stopped early stops the backend's stream at once
+            async with contextlib.aclosing(attempts) as texts:
+                async for text in texts:
+                    yield text
+        finally:
+            stats.seconds_total = time.perf_counter() - started
+            reply_log.info("%s", reply_summary(character.display_name, request.conversation, stats))
+
+    async def _attempts(
+        self, request: GenerationRequest, character: Character, prompt: Prompt, stats: ReplyStats, prefill: str,
+        thinking: list[ReasoningFilter],
+    ) -> AsyncIterator[str]:
+        started = time.perf_counter()
         produced = False
         for attempt in range(2):  # one retry when the model says nothing usable
             scanner = StopScanner(
@@ -391,7 +409,7 @@ class ChatService:
                         produced = True
                         yield text
                         if guard.feed(text):
-                            log.info("Reply from %s is looping; ending it", self.backend.name)
+                            log.debug("Reply from %s is looping; ending it", self.backend.name)
                             stats.stop = "repetition"
                             break
             finally:
@@ -408,7 +426,7 @@ class ChatService:
             stats.retries = attempt + 1
             seed = (request.sampling.seed or 0) + 1
             request = replace(request, sampling=replace(request.sampling, seed=seed))
-            log.info("Empty reply from %s; retrying once", self.backend.name)
+            log.debug("Empty reply from %s; retrying once", self.backend.name)
         stats.seconds_total = time.perf_counter() - started
         if stats.timings:
             log.debug(
@@ -416,3 +434,22 @@ class ChatService:
                 stats.timings.prompt_tokens, stats.timings.prompt_evaluated,
                 stats.timings.generated_tokens, stats.seconds_total,
             )
+
+
+def reply_summary(character: str, conversation: str | None, stats: ReplyStats) -> str:
+    """The one log line of a reply: who answered where, tokens read and written, time."""
+    where = f" in {conversation}" if conversation else ""
+    timings = stats.timings
+    if timings is not None and timings.prompt_tokens is not None:
+        read = timings.prompt_evaluated if timings.prompt_evaluated is not None else timings.prompt_tokens
+        tokens = f"{read} of {timings.prompt_tokens} prompt tokens read, {timings.generated_tokens} generated"
+    else:
+        tokens = f"{stats.prompt_tokens} prompt tokens"
+    first = "" if stats.seconds_to_first_text is None else f"first text {stats.seconds_to_first_text:.2f} s, "
+    extra = ""
+    if stats.retries:
+        extra += f", {stats.retries} retr{'y' if stats.retries == 1 else 'ies'}"
+    if stats.stop == "repetition":
+        extra += ", stopped by repetition"
+    head = f"Reply as {character}{where} ({stats.backend})"
+    return f"{head}: {tokens}, {first}{stats.seconds_total:.2f} s{extra}"

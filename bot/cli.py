@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.errors import BotError
+from bot.logs import configure_logging, set_level
 
 __all__ = ["main", "build_parser"]
 
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(logging.INFO)
     try:
         return _dispatch(args)
     except BotError as exc:
@@ -100,7 +101,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "store":
         return asyncio.run(commands.store_copy(args.source, args.target, replace=args.replace))
     config = commands.load(args.config)
-    logging.getLogger().setLevel(config.log_level)
+    set_level(config.log_level, replies=args.command != "chat")  # the console shows its own replies
     if args.command == "chat":
         return asyncio.run(commands.chat(
             config, character=args.character, message=args.message, user=args.user, cast=args.cast

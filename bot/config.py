@@ -110,7 +110,7 @@ class PromptConfig(Strict):
     """How the transcript prompt is laid out and sized."""
 
     format: PromptFormat = "auto"
-    history_messages: int = Field(30, ge=1, le=200)
+    history_messages: int = Field(100, ge=1, le=200)
     token_budget: int | None = Field(
         None, ge=64, description="prompt tokens at most; default: context size minus reply length"
     )

@@ -29,8 +29,8 @@ def rich() -> Character:
             LoreEntry(keys=["kettle"], content="The inn's name.", constant=True, priority=5, id=1),
             LoreEntry(keys=["ale"], content="Ale costs a copper.", position="after_char",
                       secondary_keys=["price"], selective=True, case_sensitive=False, comment="ale",
-                      extensions={DECORATORS_KEY: ["@@depth 2"], "st": {"x": 1}}),
-        ]),
+                      extensions={DECORATORS_KEY: ["@@depth 2"], "st": {"x": 1}, "match_whole_words": False}),
+        ], extensions={"match_whole_words": True}),
         avatar="https://example.com/aria.png", stop_strings=["\n[Bob]:"], wake_words=["barkeep"],
         sampling=SamplingSettings(temperature=0.7, top_p=0.9), extensions={"fav": True, "depth_prompt": {"d": 4}},
     )

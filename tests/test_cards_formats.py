@@ -180,6 +180,24 @@ def test_lorebook_entry_with_odd_position_is_read_with_a_warning() -> None:
     assert any("position" in warning for warning in character.warnings)
 
 
+def test_sillytavern_match_whole_words_is_read_from_entry_extensions() -> None:
+    book = {"extensions": {"match_whole_words": False}, "entries": [
+        {"keys": ["cat"], "content": "c", "extensions": {"match_whole_words": True, "sticky": 2}},
+        {"keys": ["dog"], "content": "d", "extensions": {"match_whole_words": None}}]}
+    character = load_card_bytes(_json(v2_card(character_book=book)), "brass.json")
+    assert character.lorebook is not None and character.lorebook.match_whole_words is False
+    first, second = character.lorebook.entries
+    assert (first.match_whole_words, second.match_whole_words) == (True, None)
+    assert first.extensions == {"match_whole_words": True, "sticky": 2}
+
+
+def test_match_whole_words_that_is_not_a_boolean_is_ignored_with_a_warning() -> None:
+    book = {"entries": [{"keys": ["cat"], "content": "c", "extensions": {"match_whole_words": "yes"}}]}
+    character = load_card_bytes(_json(v2_card(character_book=book)), "brass.json")
+    assert character.lorebook is not None and character.lorebook.entries[0].match_whole_words is None
+    assert any("match_whole_words" in warning for warning in character.warnings)
+
+
 def test_lorebook_entry_with_wrong_key_type_names_the_entry() -> None:
     book = {"entries": [{"keys": ["a"], "content": "ok"}, {"keys": "b", "content": "bad"}]}
     with pytest.raises(CardError, match=r"data\.character_book\.entries\[1\]\.keys' must be a list of strings"):

@@ -30,7 +30,7 @@ def test_open_assistant_leaves_the_message_open() -> None:
 
 
 def test_transcript_notes_are_marked_as_system_notes() -> None:
-    assert get_template("transcript").wrap_note("Be brief.") == "[System note: Be brief.]\n"
+    assert get_template("transcript").wrap_note("Be brief.") == "(Note: Be brief.)\n"
 
 
 @pytest.mark.parametrize("name", [n for n in TEMPLATES if n != "transcript"])

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bot.cards.loader import load_card
 from bot.cards.model import LoreEntry, Lorebook
 from bot.prompt.lorebook import entry_text, select_lore
+from bot.prompt.types import Turn
+
+ARIA = Path(__file__).resolve().parent.parent / "characters" / "aria.yaml"
 
 
 def words(text: str) -> int:
@@ -16,8 +22,14 @@ def book(*entries: LoreEntry, **kwargs: object) -> Lorebook:
     return Lorebook(entries=list(entries), **kwargs)
 
 
-def chosen(selection_book: Lorebook, texts: list[str], **kwargs: object) -> list[str]:
-    selection = select_lore(selection_book, texts, count_tokens=words, **kwargs)  # type: ignore[arg-type]
+def said(*texts: str) -> list[Turn]:
+    """People's messages, oldest first."""
+    return [Turn("Bob", text) for text in texts]
+
+
+def chosen(selection_book: Lorebook, texts: list[str] | list[Turn], **kwargs: object) -> list[str]:
+    turns = [t if isinstance(t, Turn) else Turn("Bob", t) for t in texts]
+    selection = select_lore(selection_book, turns, count_tokens=words, **kwargs)  # type: ignore[arg-type]
     return [e.content for e in selection.entries]
 
 
@@ -157,4 +169,115 @@ def test_decorator_lines_are_not_prompt_text() -> None:
 
 
 def test_no_book_selects_nothing() -> None:
-    assert select_lore(None, ["x"], count_tokens=words).entries == ()
+    assert select_lore(None, said("x"), count_tokens=words).entries == ()
+
+
+# ---------------------------------------------------------------- whole words
+
+
+def test_plain_key_does_not_match_inside_a_longer_word() -> None:
+    lore = book(LoreEntry(keys=["cat"], content="lore"))
+    assert chosen(lore, ["how long does a game of catan take", "suggest three trivia categories"]) == []
+
+
+def test_plain_key_matches_as_a_word_next_to_punctuation() -> None:
+    lore = book(LoreEntry(keys=["cat"], content="lore"))
+    assert chosen(lore, ["is that your Cat?"]) == ["lore"]
+
+
+def test_key_with_spaces_matches_as_written() -> None:
+    lore = book(LoreEntry(keys=["stay the night"], content="lore"))
+    assert chosen(lore, ["can I stay the night, love?"]) == ["lore"]
+
+
+def test_key_ending_in_punctuation_needs_no_boundary_after_it() -> None:
+    lore = book(LoreEntry(keys=["Dr."], content="lore"))
+    assert chosen(lore, ["ask Dr.Quill"]) == ["lore"]
+
+
+def test_key_in_a_script_without_spaces_matches_inside_a_sentence() -> None:
+    lore = book(LoreEntry(keys=["猫"], content="lore"))
+    assert chosen(lore, ["猫が好き"]) == ["lore"]
+
+
+def test_entry_can_ask_for_substring_matching() -> None:
+    lore = book(LoreEntry(keys=["cat"], content="lore", extensions={"match_whole_words": False}))
+    assert chosen(lore, ["catan"]) == ["lore"]
+
+
+def test_book_can_ask_for_substring_matching() -> None:
+    lore = book(LoreEntry(keys=["cat"], content="lore"), extensions={"match_whole_words": False})
+    assert chosen(lore, ["catan"]) == ["lore"]
+
+
+def test_entry_setting_wins_over_the_book() -> None:
+    entry = LoreEntry(keys=["cat"], content="lore", extensions={"match_whole_words": True})
+    assert chosen(book(entry, extensions={"match_whole_words": False}), ["catan"]) == []
+
+
+def test_null_entry_setting_follows_the_book() -> None:
+    entry = LoreEntry(keys=["cat"], content="lore", extensions={"match_whole_words": None})
+    assert chosen(book(entry, extensions={"match_whole_words": False}), ["catan"]) == ["lore"]
+
+
+def test_regex_keys_are_not_made_whole_word() -> None:
+    lore = book(LoreEntry(keys=["cat"], use_regex=True, content="lore"))
+    assert chosen(lore, ["catan"]) == ["lore"]
+
+
+def test_secondary_keys_match_whole_words_too() -> None:
+    entry = LoreEntry(keys=["castle"], secondary_keys=["dark"], selective=True, content="haunted")
+    assert chosen(book(entry), ["the castle after darkness"]) == []
+
+
+# ---------------------------------------------------------------- whose messages
+
+
+def test_the_characters_own_reply_does_not_trigger_an_entry() -> None:
+    lore = book(LoreEntry(keys=["room"], content="lore"))
+    turns = [Turn("Bob", "anything new?"), Turn("Aria", "in the back of the room,", role="character")]
+    assert chosen(lore, turns + said("and then?")) == []
+
+
+def test_an_entry_leaves_once_people_stop_naming_it() -> None:
+    lore = book(LoreEntry(keys=["cat"], content="lore"), scan_depth=4)
+    aria = [Turn("Aria", "I have two cats. The cat sleeps.", role="character")]
+    history = said("do you have a cat?") + aria + said("nice") + aria + said("what about ale?") + aria
+    assert chosen(lore, history) == []
+
+
+def test_out_of_character_notes_are_scanned() -> None:
+    lore = book(LoreEntry(keys=["dragon"], content="lore"))
+    assert chosen(lore, [Turn("System", "a dragon lands", role="system")]) == ["lore"]
+
+
+# ---------------------------------------------------------------- the bundled Aria card
+
+
+@pytest.fixture
+def aria_book() -> Lorebook:
+    lorebook = load_card(ARIA).lorebook
+    assert lorebook is not None
+    return lorebook
+
+
+def keyed_names(lore: Lorebook, turns: list[Turn]) -> list[str]:
+    selection = select_lore(lore, turns, count_tokens=words)
+    return [e.name for e in selection.entries if not e.constant]
+
+
+@pytest.mark.parametrize("text", ["how long does a game of catan take", "suggest three trivia categories"])
+def test_aria_cat_entry_ignores_words_that_start_with_cat(aria_book: Lorebook, text: str) -> None:
+    assert keyed_names(aria_book, said(text)) == []
+
+
+def test_aria_cat_entry_fires_on_the_cat(aria_book: Lorebook) -> None:
+    assert keyed_names(aria_book, said("does the cat have a name?")) == ["Biscuit the cat"]
+
+
+def test_aria_naming_the_room_herself_does_not_bring_in_rooms(aria_book: Lorebook) -> None:
+    turns = [Turn("Bob", "where is the bard?"), Turn("Aria", "in the back of the room,", role="character")]
+    for _ in range(5):
+        turns += said("go on")
+        assert keyed_names(aria_book, turns) == []
+        turns.append(Turn("Aria", "The room is quiet, in the back of the room,", role="character"))

@@ -42,15 +42,37 @@ def test_anchor_excludes_older_turns_even_with_room() -> None:
     assert window_start(10, cost, available=100, anchor=6) == 6
 
 
-def test_anchored_window_that_overflows_drops_a_fraction_at_once() -> None:
+def test_anchored_window_that_overflows_frees_a_share_of_the_token_budget() -> None:
     _, cost = costs([1] * 30)
-    assert window_start(30, cost, available=25, anchor=0, drop_fraction=0.33) == 10
+    # 30 tokens > 25: keep at most 25 - ceil(0.33 * 25) = 16 tokens
+    assert window_start(30, cost, available=25, anchor=0, drop_fraction=0.33) == 14
 
 
-def test_dropping_repeats_until_the_window_fits() -> None:
+def test_slide_frees_the_same_tokens_for_short_and_long_messages() -> None:
+    def freed(size: int) -> int:
+        count = 300 // size + 1  # just over a 300-token budget
+        _, cost = costs([size] * count)
+        start = window_start(count, cost, available=300, anchor=0, drop_fraction=0.25)
+        return 300 - size * (count - start)
+
+    assert freed(3) == 75
+    assert freed(25) == 75
+
+
+def test_a_slide_is_one_move_even_when_the_window_overflows_by_much() -> None:
     _, cost = costs([1] * 30)
-    # 30 -> drop 10 -> 20 -> drop 7 -> 13 -> fits in 15
-    assert window_start(30, cost, available=15, anchor=0, drop_fraction=0.33) == 17
+    # 30 tokens > 15: keep at most 15 - ceil(0.33 * 15) = 10 tokens
+    assert window_start(30, cost, available=15, anchor=0, drop_fraction=0.33) == 20
+
+
+def test_window_over_max_turns_frees_a_share_of_them() -> None:
+    _, cost = costs([1] * 40)
+    assert window_start(40, cost, available=1000, anchor=0, drop_fraction=0.33, max_turns=30) == 20
+
+
+def test_anchored_window_within_both_limits_stays() -> None:
+    _, cost = costs([1] * 40)
+    assert window_start(40, cost, available=40, anchor=10, drop_fraction=0.33, max_turns=30) == 10
 
 
 def test_anchored_window_never_drops_the_newest_turn() -> None:

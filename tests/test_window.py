@@ -57,3 +57,39 @@ async def test_every_message_renders_to_the_same_bytes_every_time() -> None:
     first = await chat.build(ARIA, turns, conversation="a")
     second = await chat.build(ARIA, turns, conversation="b")
     assert first.text == second.text
+
+
+def mention_chat(pairs: int, words: int, seed: int = 3) -> list[Turn]:
+    """A mention-and-answer chat: every message asks the character, who answers it."""
+    rng = random.Random(seed)
+    vocabulary = ["stew", "rain", "road", "ale", "fire", "bread", "song", "boots", "dice", "mug"]
+    turns = []
+    for i in range(pairs):
+        ask = " ".join(rng.choice(vocabulary) for _ in range(words))
+        answer = " ".join(rng.choice(vocabulary) for _ in range(words))
+        turns.append(Turn(rng.choice(SPEAKERS), f"@Aria {ask}?", f"{2 * i + 1}"))
+        turns.append(Turn("Aria", answer.capitalize() + ".", f"{2 * i + 2}", "character"))
+    return turns
+
+
+async def tokens_between_slides(turns: list[Turn]) -> float:
+    """The chat tokens appended between two moves of the window (mean), replying to every mention."""
+    chat = ChatService(ScriptedBackend(n_ctx=1024), parse_config({}))
+    appended, anchor, moves_at = 0, None, []
+    for end in range(1, len(turns), 2):
+        prompt = await chat.build(ARIA, turns[:end], conversation="room")
+        await chat.conversations.window_moved("room", prompt.first_turn_id, replied=True)
+        if anchor is not None and prompt.first_turn_id != anchor:
+            moves_at.append(appended)
+        anchor = prompt.first_turn_id
+        appended += sum(chat.counter.count(f"[{t.speaker}]: {t.text}") for t in turns[end - 1:end + 1])
+    gaps = [b - a for a, b in zip(moves_at, moves_at[1:])]
+    assert len(gaps) >= 3
+    return sum(gaps) / len(gaps)
+
+
+async def test_short_messages_slide_no_more_often_in_tokens_than_long_ones() -> None:
+    short = await tokens_between_slides(mention_chat(150, words=5))
+    long = await tokens_between_slides(mention_chat(40, words=40))
+    # a slide drops whole turns, so a chat of long ones overshoots the freed share by up to a turn
+    assert short >= 0.8 * long

@@ -4,6 +4,11 @@ In V3 cards, lines of an entry's content that start with ``@@`` are decorators
 (instructions to the lorebook engine, such as ``@@depth 4``), not prompt text. They
 are taken out of ``content`` and kept, in order, in the entry's
 ``extensions["ccv3_decorators"]``; a V3 export puts them back at the top of the content.
+
+Key matching follows SillyTavern's ``extensions.match_whole_words`` (on an entry, and
+Troupe also reads it on the book): ``true``/``null``/missing = whole words, ``false`` =
+substrings. Other extensions are kept as they are, so a card converted and written back
+loses nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from bot.cards.fields import Fields, LoadContext, describe_value
-from bot.cards.model import LoreEntry, Lorebook
+from bot.cards.model import MATCH_WHOLE_WORDS, LoreEntry, Lorebook
 
 __all__ = ["DECORATORS_KEY", "parse_lorebook", "lorebook_to_dict", "split_decorators"]
 
@@ -47,12 +52,25 @@ def parse_lorebook(data: Any, ctx: LoadContext, path: str, *, v3: bool) -> Loreb
         token_budget=book.optional_integer("token_budget"),
         recursive_scanning=book.boolean("recursive_scanning", False),
         entries=entries,
-        extensions=book.json_mapping("extensions"),
+        extensions=_checked_extensions(book),
     )
 
 
+def _checked_extensions(fields: Fields) -> dict[str, Any]:
+    """The ``extensions`` mapping, with a warning when ``match_whole_words`` is not a boolean
+    (it is then ignored, and kept as it is for the round trip)."""
+    extensions = fields.json_mapping("extensions")
+    value = extensions.get(MATCH_WHOLE_WORDS)
+    if value is not None and not isinstance(value, bool):
+        fields.ctx.warn(
+            f"field '{fields.path('extensions')}.{MATCH_WHOLE_WORDS}' is {value!r}, not true or false; "
+            "ignored"
+        )
+    return extensions
+
+
 def _parse_entry(entry: Fields, *, v3: bool) -> LoreEntry:
-    extensions = entry.json_mapping("extensions")
+    extensions = _checked_extensions(entry)
     content = entry.text("content")
     if v3:
         content, decorators = split_decorators(content)

@@ -15,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.config import SamplingSettings
 
-__all__ = ["LoreEntry", "Lorebook", "Character"]
+__all__ = ["MATCH_WHOLE_WORDS", "LoreEntry", "Lorebook", "Character"]
+
+#: the ``extensions`` key (SillyTavern's) that asks for whole-word or substring key matching
+MATCH_WHOLE_WORDS = "match_whole_words"
+
+
+def _flag(extensions: dict[str, Any], key: str) -> bool | None:
+    value = extensions.get(key)
+    return value if isinstance(value, bool) else None
 
 
 class LoreEntry(BaseModel):
@@ -39,6 +47,12 @@ class LoreEntry(BaseModel):
     id: int | str | None = None
     extensions: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def match_whole_words(self) -> bool | None:
+        """``extensions.match_whole_words``: whole-word (true) or substring (false) keys;
+        None: as the book says."""
+        return _flag(self.extensions, MATCH_WHOLE_WORDS)
+
 
 class Lorebook(BaseModel):
     """A card's ``character_book``."""
@@ -52,6 +66,12 @@ class Lorebook(BaseModel):
     recursive_scanning: bool = False
     entries: list[LoreEntry] = Field(default_factory=list)
     extensions: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def match_whole_words(self) -> bool | None:
+        """``extensions.match_whole_words`` for the book's entries that say nothing;
+        None: the default (true)."""
+        return _flag(self.extensions, MATCH_WHOLE_WORDS)
 
 
 class Character(BaseModel):

@@ -4,7 +4,8 @@ Layout (see :mod:`bot.prompt.head` for the head's parts)::
 
     head (system prompt, card, constant lore, example chats, "[Start a new chat]")
     one message per history turn, oldest first: "[Name]: text"
-    a note: keyed lore and post-history instructions (volatile, so last)
+    a note: keyed lore, post-history instructions and the channel's note (volatile, so
+        last; in the transcript format "(Note: …)", never a "[Name]:"-like line)
     the open reply: "[Character]:" (+ " " + prefill)
 
 ``Prompt.prefix`` is the wrapped head. It depends only on the character, the config,
@@ -153,7 +154,7 @@ def _cut_newest(turns: _Turns, index: int, available: int, budget: int) -> None:
         else:
             high = middle - 1
     turns.replace_line(index, line(low), cost(low))
-    log.info("Newest message cut to its last %d characters to fit the prompt budget", low)
+    log.debug("Newest message cut to its last %d characters to fit the prompt budget", low)
 
 
 def _stops(
@@ -241,7 +242,7 @@ def build_prompt(
     members = [sanitize_name(m.display_name) for m in cast] if len(cast) > 1 else []
     if members:  # a scene: one head for every speaker (see bot.prompt.scene)
         user = scene_label(user_name or config.user_name, "user", members)
-        scene = scene_text(cast, [turn.text for turn in turns], config, user=user, count_tokens=count_tokens,
+        scene = scene_text(cast, turns, config, user=user, count_tokens=count_tokens,
                            budget=budget)
         card, lore = scene.card, scene.lore
         keyed = tuple(e for e in lore.entries if not e.constant)
@@ -250,7 +251,7 @@ def build_prompt(
         user = speaker_label(user_name or config.user_name, "user", char)
         lore = select_lore(
             character.lorebook,
-            [turn.text for turn in turns],
+            turns,
             count_tokens=count_tokens,
             token_budget=_lore_budget(character.lorebook, budget),
         )

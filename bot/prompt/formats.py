@@ -133,7 +133,9 @@ TEMPLATES: dict[str, PromptTemplate] = {
         system=("", "\n"),
         user=("", "\n"),
         assistant=("", "\n"),
-        note=("[System note: ", "]"),
+        # not "[System note: …]": a bracketed line before "[Character]:" reads as one more
+        # turn header, and the model went on with "[S]: …" (an empty reply) about 1 time in 60
+        note=("(Note: ", ")"),
     ),
     "chatml": PromptTemplate(
         name="chatml",

@@ -22,6 +22,7 @@ from bot.prompt.head import CardText, card_text, expand_block
 from bot.prompt.lorebook import DEFAULT_LORE_BUDGET, LoreSelection, select_lore
 from bot.prompt.macros import expand_macros
 from bot.prompt.transcript import SYSTEM_SPEAKER, same_name, sanitize_name
+from bot.prompt.types import Turn
 
 __all__ = ["SceneText", "scene_text", "scene_label", "joined_names"]
 
@@ -71,14 +72,14 @@ def _merged_book(cast: Sequence[Character], names: Sequence[str], user: str) -> 
 
 
 def scene_text(
-    cast: Sequence[Character], recent_texts: Sequence[str], config: PromptConfig, *, user: str,
+    cast: Sequence[Character], recent: Sequence[Turn], config: PromptConfig, *, user: str,
     count_tokens: Callable[[str], int], budget: int,
 ) -> SceneText:
     """The scene's head text and lore, for the sanitised ``user`` name, within ``budget``."""
     names = [sanitize_name(member.display_name) for member in cast]
     book, owner = _merged_book(cast, names, user)
     lore_budget = max(0, min(book.token_budget or DEFAULT_LORE_BUDGET, budget // 4)) if book else 0
-    lore = select_lore(book, recent_texts, count_tokens=count_tokens, token_budget=lore_budget)
+    lore = select_lore(book, recent, count_tokens=count_tokens, token_budget=lore_budget)
     sections = [expand_block(config.group_system_prompt, char=joined_names(names), user=user)]
     examples: list[str] = []
     for index, (member, name) in enumerate(zip(cast, names)):

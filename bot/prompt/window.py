@@ -3,11 +3,18 @@
 Without an anchor the window is the longest run of newest turns that fits (and, with
 ``max_turns``, at most that many). With an anchor (the oldest turn kept last time),
 turns older than it are left out; when the window from the anchor no longer fits (or
-holds more than ``max_turns`` turns), ``ceil(drop_fraction * len(window))`` of its
-oldest turns are dropped at once, repeatedly, until it fits. Dropping a large slice
-at once leaves room to grow, so the window's start (and the prompt bytes before the
-newest turns) stays the same for many replies and the backend's KV cache is reused.
-The newest turn is always kept; the caller makes sure it fits on its own.
+holds more than ``max_turns`` turns), it slides in one move: its oldest turns are
+dropped until ``drop_fraction`` of the token budget is free again (and, with
+``max_turns``, ``drop_fraction`` of that many turns too).
+
+The room left is a share of the budget in tokens, not of the window's length in
+messages, so a chat of short messages and one of long messages slide after the same
+number of new tokens, and each slide costs a backend that cannot shift its cache the
+same re-reading. Leaving room at once keeps the window's start (and the prompt bytes
+before the newest turns) the same for many replies, so the backend's KV cache is
+reused. ``max_turns`` (the config's ``history_messages``) only bounds the window so
+the anchor stays within what the caller fetches. The newest turn is always kept; the
+caller makes sure it fits on its own.
 """
 
 from __future__ import annotations
@@ -60,7 +67,15 @@ def window_start(
         while start > 0 and count - start < most and sums.total(start - 1, limit=available) <= available:
             start -= 1
         return start
-    start = anchor
-    while start < newest and (count - start > most or sums.total(start, limit=available) > available):
-        start = min(newest, start + math.ceil(drop_fraction * (count - start)))
+    if count - anchor <= most and sums.total(anchor, limit=available) <= available:
+        return anchor
+    token_goal = available - math.ceil(drop_fraction * available)
+    turn_goal = most - math.ceil(drop_fraction * most) if max_turns is not None else count
+    start = newest
+    while (
+        start > anchor
+        and count - start < turn_goal
+        and sums.total(start - 1, limit=token_goal) <= token_goal
+    ):
+        start -= 1
     return start
