@@ -20,7 +20,7 @@ __all__ = ["ChannelHistory"]
 
 log = logging.getLogger(__name__)
 
-_MOST_FETCHED = 200  # messages read per reply at most
+_MOST_FETCHED = 400  # messages read per reply at most: twice the largest window (prompt.history_messages <= 200)
 
 
 class ChannelHistory:
