@@ -18,6 +18,7 @@ import yarl
 from discord.ext import commands
 
 from bot.backends.base import Backend
+from bot.backends.pool import PoolBackend
 from bot.backends.registry import create_backend
 from bot.cards import CharacterLibrary
 from bot.chat import ChatService
@@ -27,11 +28,13 @@ from bot.conversations import Conversations
 from bot.discord_io import NO_PINGS, ChannelHistory, Responder, ScenePlay, Webhooks
 from bot.errors import BotError, CardError, ConfigError
 from bot.lifecycle import Stopped, retry_until_up, stop_on_signals, until_stopped, within
+from bot.metrics import BackendWatch, LoopLagMonitor, Metrics, shard_label
+from bot.ops_server import OpsServer, parse_listen
 from bot.readahead import ReadAhead
 from bot.scheduling import ChannelScheduler, Cooldowns
 from bot.store import Store
 
-__all__ = ["TroupeBot", "run_bot", "point_discord_at", "check_token"]
+__all__ = ["TroupeBot", "ShardedTroupeBot", "bot_class", "run_bot", "point_discord_at", "check_token"]
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +69,7 @@ class TroupeBot(commands.Bot):
             allowed_mentions=NO_PINGS,
             help_command=None,
             tree_cls=TroupeTree,
-            shard_count=config.discord.shard_count,
-            shard_id=config.discord.shard_id,
+            **_shard_options(config, sharded=isinstance(self, discord.AutoShardedClient)),
             max_messages=self.message_cache_size,  # it doubles as channel history (discord_io/mirror.py)
             **client_options,
         )
@@ -84,9 +86,10 @@ class TroupeBot(commands.Bot):
             self, cache_size=self.message_cache_size, webhook_ids=lambda: self.webhooks.known_ids,
             window=lambda: self.config.prompt.history_messages, ooc_prefixes=lambda: self.config.discord.ooc_prefixes,
         )
+        self.metrics = Metrics()
         self.responder = Responder(
             service=service, conversations=self.conversations, history=self.history, webhooks=self.webhooks,
-            settings=lambda: self.config.discord,
+            settings=lambda: self.config.discord, metrics=self.metrics,
         )
         self.scene_play = ScenePlay(
             responder=self.responder, conversations=self.conversations, scheduler=self.scheduler,
@@ -96,6 +99,9 @@ class TroupeBot(commands.Bot):
         self.inflight: set[asyncio.Task[object]] = set()  # message handlers running now
         self._prewarming: asyncio.Task[int] | None = None
         self._watching: asyncio.Task[None] | None = None
+        self.ops: OpsServer | None = None  # metrics and health routes (metrics.listen)
+        self.backend_watch: BackendWatch | None = None
+        self._ops_tasks: list[asyncio.Task[None]] = []
 
     @property
     def backend(self) -> Backend:
@@ -123,6 +129,50 @@ class TroupeBot(commands.Bot):
             log.info("Synced %d slash commands", len(synced))
         self._prewarming = asyncio.create_task(self.prewarm_channels())
         self._watching = asyncio.create_task(self.watch_characters())
+        await self.start_operations()
+
+    async def start_operations(self) -> None:
+        """Serve /metrics, /healthz and /readyz on ``metrics.listen`` (nothing when unset), with
+        the backend's health checked on a timer and the event loop's lag measured."""
+        settings = self.config.metrics
+        if settings.listen is None:
+            return
+        host, port = parse_listen(settings.listen)
+        self.metrics.process_shard = self._shard_label()
+        backends = self.backend.members if isinstance(self.backend, PoolBackend) else [self.backend]
+        self.backend_watch = BackendWatch(backends, self.metrics, interval=settings.health_interval)
+        self.metrics.sample_queue(self.scheduler.waiting)
+        self.metrics.sample_gateway(self._latencies)
+        self.ops = OpsServer(self.metrics, {
+            "discord": self._connected, "store": self._store_reachable, "backend": self._backend_healthy,
+        }, host=host, port=port)
+        await self.ops.start()
+        self._ops_tasks = [asyncio.create_task(self.backend_watch.run(), name="troupe-backend-watch"),
+                           asyncio.create_task(LoopLagMonitor(self.metrics).run(), name="troupe-loop-lag")]
+
+    def _shard_label(self) -> str:
+        if isinstance(self, discord.AutoShardedClient):
+            return shard_label(self.shard_ids or self.shards)
+        return shard_label([self.shard_id or 0])
+
+    def _latencies(self) -> list[tuple[int, float]]:
+        if isinstance(self, discord.AutoShardedClient):
+            return list(self.latencies)
+        return [(self.shard_id or 0, self.latency)]
+
+    async def _connected(self) -> bool:
+        if not self.is_ready() or self.is_closed():
+            return False
+        if isinstance(self, discord.AutoShardedClient):
+            return all(not shard.is_closed() for shard in self.shards.values())
+        return self.ws is not None and self.ws.open
+
+    async def _store_reachable(self) -> bool:
+        await self.store.info()  # a query on the store's engine
+        return True
+
+    async def _backend_healthy(self) -> bool:
+        return self.backend_watch is not None and self.backend_watch.healthy()
 
     async def prewarm_channels(self, limit: int = 4) -> int:
         """Read the active channels into the backend before anyone mentions us: each card's
@@ -178,6 +228,7 @@ class TroupeBot(commands.Bot):
 
     async def on_ready(self) -> None:
         """Log who we are once connected."""
+        self.metrics.process_shard = self._shard_label()
         log.info("Connected as %s (%s) to %d servers", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 
     def apply_config(self, config: Config) -> list[str]:
@@ -187,6 +238,8 @@ class TroupeBot(commands.Bot):
             needs_restart.append("backend")
         if config.store != self.config.store:
             needs_restart.append("store")
+        if config.metrics != self.config.metrics:
+            needs_restart.append("metrics")
         if config.discord.token != self.config.discord.token or config.discord.api_url != self.config.discord.api_url:
             needs_restart.append("discord connection")
         config.backend = self.config.backend
@@ -206,9 +259,11 @@ class TroupeBot(commands.Bot):
 
     async def close(self) -> None:
         """Cancel running generations and handlers, then disconnect."""
-        for background in (self._prewarming, self._watching):
+        for background in (self._prewarming, self._watching, *self._ops_tasks):
             if background is not None:
                 background.cancel()
+        if self.ops is not None:
+            await self.ops.close()
         await self.read_ahead.close()
         handlers = [t for t in self.inflight if t is not asyncio.current_task()]
         for task in handlers:
@@ -217,6 +272,24 @@ class TroupeBot(commands.Bot):
             log.info("Cancelled %d running reply handler(s)", len(handlers))
             await asyncio.gather(*handlers, return_exceptions=True)
         await super().close()
+
+
+class ShardedTroupeBot(TroupeBot, commands.AutoShardedBot):
+    """Troupe on discord.py's sharded client: several shards in this process
+    (``discord.shard_count: auto``, or N with ``discord.shard_ids``)."""
+
+
+def bot_class(config: Config) -> type[TroupeBot]:
+    """The bot class the config's ``discord`` section asks for."""
+    return ShardedTroupeBot if config.discord.sharded() else TroupeBot
+
+
+def _shard_options(config: Config, *, sharded: bool) -> dict[str, Any]:
+    settings = config.discord
+    if sharded:
+        count = None if settings.shard_count == "auto" else settings.shard_count
+        return {"shard_count": count, "shard_ids": settings.shard_ids}
+    return {"shard_count": settings.shard_count, "shard_id": settings.shard_id}
 
 
 def point_discord_at(api_url: str, gateway_url: str) -> None:
@@ -263,7 +336,7 @@ async def _serve(config: Config, token: str) -> int:
         try:
             async with await Store.open(config.store_url()) as store:
                 conversations = Conversations(library, store, default_character=config.default_character)
-                bot = TroupeBot(
+                bot = bot_class(config)(
                     config=config, service=ChatService(backend, config, conversations), library=library,
                     store=store, config_path=config.source,
                 )

@@ -82,7 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except BotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from bot.logformat import json_logging
+
+        if json_logging():  # log_format: json: the error too is one JSON object
+            log.error("%s", exc)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -102,6 +107,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(commands.store_copy(args.source, args.target, replace=args.replace))
     config = commands.load(args.config)
     set_level(config.log_level, replies=args.command != "chat")  # the console shows its own replies
+    from bot.logformat import secrets_of, use_format
+
+    use_format(config.log_format, secrets_of(config))
     if args.command == "chat":
         return asyncio.run(commands.chat(
             config, character=args.character, message=args.message, user=args.user, cast=args.cast

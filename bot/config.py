@@ -37,6 +37,7 @@ __all__ = [
     "AccessLists",
     "StoreConfig",
     "ServeConfig",
+    "MetricsConfig",
     "Config",
     "BUILTIN_PRESETS",
     "load_config",
@@ -282,28 +283,47 @@ class DiscordConfig(Strict):
     access: AccessLists = Field(default_factory=AccessLists)
     import_max_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     sync_commands: bool = True
-    #: run as one shard of several (one process per shard): both set, or neither
-    shard_count: int | None = Field(None, ge=1)
+    #: Discord's shards: unset (one connection), ``auto`` (as many as Discord recommends, all in
+    #: this process), or a number N: then ``shard_ids`` names the shards this process runs (all N
+    #: when unset), so several processes sharing one PostgreSQL store can split them.
+    #: ``shard_id`` is the older spelling of ``shard_ids: [ID]`` (one shard, one process).
+    shard_count: int | Literal["auto"] | None = None
+    shard_ids: list[int] | None = None
     shard_id: int | None = Field(None, ge=0)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _one_shard_per_process(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "shard_ids" in data:  # the key earlier example configs had
-            data = dict(data)
-            ids = data.pop("shard_ids")
-            if ids is not None:
-                raise ValueError("shard_ids is not supported: one process runs one shard; set shard_id "
-                                 "and shard_count, and start one bot per shard")
-        return data
-
     @model_validator(mode="after")
-    def _shard_fits(self) -> DiscordConfig:
-        if (self.shard_id is None) != (self.shard_count is None):
-            raise ValueError("shard_id and shard_count go together: this process's shard, and how many there are")
-        if self.shard_id is not None and self.shard_count is not None and self.shard_id >= self.shard_count:
-            raise ValueError(f"shard_id {self.shard_id} is out of range: shards are numbered 0 to {self.shard_count - 1}")
+    def _shards_fit(self) -> DiscordConfig:
+        count, ids = self.shard_count, self.shard_ids
+        if count == "auto":
+            if self.shard_id is not None or ids is not None:
+                raise ValueError("shard_count auto runs every shard here: set shard_count to a number "
+                                 "to choose shard_ids")
+            return self
+        if isinstance(count, int) and count < 1:
+            raise ValueError(f"shard_count must be at least 1, got {count}")
+        if self.shard_id is not None:
+            if count is None:
+                raise ValueError("shard_id and shard_count go together: this process's shard, and how many there are")
+            if ids is not None:
+                raise ValueError("set shard_ids or shard_id, not both (shard_id is the old spelling of shard_ids: [ID])")
+            if self.shard_id >= count:
+                raise ValueError(f"shard_id {self.shard_id} is out of range: shards are numbered 0 to {count - 1}")
+        if ids is not None:
+            if count is None:
+                raise ValueError("shard_ids needs shard_count: how many shards there are over all processes")
+            if not ids:
+                raise ValueError("shard_ids is empty: name the shards this process runs, or leave it unset for all")
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"shard_ids names a shard twice: {ids}")
+            bad = [i for i in ids if not 0 <= i < count]
+            if bad:
+                raise ValueError(f"shard_ids {bad} out of range: shards are numbered 0 to {count - 1}")
         return self
+
+    def sharded(self) -> bool:
+        """Whether this process runs discord.py's sharded client (``shard_count`` auto, or N
+        with ``shard_ids`` or none); an old single ``shard_id`` runs the plain client on that shard."""
+        return self.shard_count is not None and self.shard_id is None
 
 
 class SceneConfig(Strict):
@@ -357,6 +377,24 @@ class ServeConfig(Strict):
     token: SecretStr | None = None
 
 
+class MetricsConfig(Strict):
+    """Prometheus metrics and health routes for orchestrators; off unless ``listen`` is set."""
+
+    #: ``host:port`` serving /metrics, /healthz and /readyz (e.g. 127.0.0.1:9464)
+    listen: str | None = None
+    #: seconds between health checks of the backend (each pool member) for metrics and /readyz
+    health_interval: float = Field(10.0, gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, listen: str | None) -> str | None:
+        if listen is not None:
+            host, sep, port = listen.rpartition(":")
+            if not sep or not host or not port.isdigit() or int(port) > 65535:
+                raise ValueError(f"expected host:port (e.g. 127.0.0.1:9464), got {listen!r}")
+        return listen
+
+
 class Config(Strict):
     """The whole config file."""
 
@@ -371,6 +409,9 @@ class Config(Strict):
     scene: SceneConfig = Field(default_factory=SceneConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    #: ``text`` lines, or ``json``: one JSON object per line (for log collectors)
+    log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     #: where the file was read from; relative paths in it are resolved against its folder

@@ -73,6 +73,10 @@ class ChannelScheduler:
         if state.pending <= 0 and not state.lock.locked():
             del self._channels[channel_id]
 
+    def waiting(self) -> int:
+        """Replies waiting for their channel's turn, over all channels (the queue depth)."""
+        return sum(max(0, state.pending - (1 if state.lock.locked() else 0)) for state in self._channels.values())
+
     def busy(self, channel_id: int) -> bool:
         """Whether something runs in the channel now."""
         state = self._channels.get(channel_id)

@@ -13,7 +13,7 @@ from fakediscord import FakeDiscord, Guild, User, run_client
 from fakediscord.model import Channel
 from fakediscord.permissions import Perm
 
-from bot.app import TroupeBot
+from bot.app import TroupeBot, bot_class
 from bot.backends.base import Backend
 from bot.cards import CharacterLibrary
 from bot.chat import ChatService
@@ -74,7 +74,7 @@ async def running_bot(fake: FakeDiscord, config: Config, backend: Backend) -> As
     library.load()
     store = await Store.open(config.store_url())
     conversations = Conversations(library, store, default_character=config.default_character)
-    bot = TroupeBot(
+    bot = bot_class(config)(
         config=config, service=ChatService(backend, config, conversations), library=library, store=store,
         config_path=config.source, guild_ready_timeout=0.05,
     )

@@ -152,4 +152,32 @@ def test_a_shard_needs_its_id_and_the_count() -> None:
     assert "shard_id 4 is out of range: shards are numbered 0 to 3" in refused(
         {"discord": {"shard_count": 4, "shard_id": 4}})
     assert parse_config({"discord": {"shard_ids": None}}).discord.shard_id is None  # as older example configs had
-    assert "one process runs one shard" in refused({"discord": {"shard_ids": [0, 1]}})
+    assert "shard_ids needs shard_count" in refused({"discord": {"shard_ids": [0, 1]}})
+
+
+def test_shard_ids_name_this_process_shards_of_the_count() -> None:
+    discord = parse_config({"discord": {"shard_count": 4, "shard_ids": [1, 3]}}).discord
+    assert discord.sharded() and discord.shard_ids == [1, 3]
+    assert "shard_ids [4] out of range: shards are numbered 0 to 3" in refused(
+        {"discord": {"shard_count": 4, "shard_ids": [0, 4]}})
+    assert "names a shard twice" in refused({"discord": {"shard_count": 4, "shard_ids": [1, 1]}})
+    assert "not both" in refused({"discord": {"shard_count": 4, "shard_ids": [1], "shard_id": 1}})
+
+
+def test_shard_count_auto_runs_every_shard_in_this_process() -> None:
+    discord = parse_config({"discord": {"shard_count": "auto"}}).discord
+    assert discord.sharded() and discord.shard_ids is None
+    assert "shard_count auto runs every shard here" in refused({"discord": {"shard_count": "auto", "shard_ids": [0]}})
+    assert not parse_config({"discord": {"shard_count": 2, "shard_id": 1}}).discord.sharded()  # the old one-shard way
+    assert not parse_config({}).discord.sharded()
+
+
+def test_metrics_listen_is_off_unless_set_and_needs_host_and_port() -> None:
+    assert parse_config({}).metrics.listen is None
+    assert parse_config({"metrics": {"listen": "127.0.0.1:9464"}}).metrics.listen == "127.0.0.1:9464"
+    assert "metrics.listen: expected host:port" in refused({"metrics": {"listen": "9464"}})
+
+
+def test_log_format_is_text_or_json() -> None:
+    assert parse_config({"log_format": "json"}).log_format == "json"
+    assert "log_format" in refused({"log_format": "xml"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from pathlib import Path
@@ -68,3 +69,15 @@ async def test_sigterm_stops_the_bot_cleanly(fake_discord: FakeDiscord, tmp_path
     assert fake_discord.token.encode() not in err
     async with await Store.open(tmp_path / "troupe.db") as store:  # consistent and readable
         assert (await store.webhook(world.channel.id)) is not None
+
+
+async def test_json_logs_are_one_object_per_line_without_the_token(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    config = write_config(fake_discord, tmp_path)
+    config.write_text(config.read_text() + "log_format: json\n")
+    proc = await start_bot(config, "MTIz.bad.token")
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    lines = [json.loads(line) for line in err.decode().splitlines()]  # each line parses as JSON
+    assert proc.returncode == 2
+    assert any("Discord refused the token" in line["message"] and line["level"] == "ERROR" for line in lines)
+    assert {"time", "level", "logger", "message"} <= set(lines[0])
+    assert b"MTIz.bad.token" not in err

@@ -72,12 +72,15 @@ class ChatCog(commands.Cog):
             decision = Decision(Route.ANSWER, (ambient,))
         if decision.route is not Route.ANSWER:
             return
+        shard = message.guild.shard_id if message.guild else 0
         if ambient is None and bot.cooldowns.hit(message.author.id) > 0:
+            bot.metrics.reply_outcome(shard, "cooldown")
             await _react(message, COOLDOWN)
             return
         slot = bot.scheduler.reserve(message.channel.id)
         if slot is None:
             if ambient is None:  # nobody asked for an ambient reply: nobody is told it is busy
+                bot.metrics.reply_outcome(shard, "busy")
                 await _react(message, BUSY)
             return
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -25,6 +26,7 @@ from bot.discord_io.history import ChannelHistory
 from bot.discord_io.replies import CUT_NOTE, ReplyWriter, Speaker, Webhooks, show_typing
 from bot.errors import BotError
 from bot.failures import user_message
+from bot.metrics import Metrics
 from bot.prompt.types import Turn
 
 __all__ = ["Responder", "Speakers"]
@@ -61,7 +63,7 @@ class Responder:
 
     def __init__(
         self, *, service: ChatService, conversations: Conversations, history: ChannelHistory,
-        webhooks: Webhooks, settings: Callable[[], DiscordConfig],
+        webhooks: Webhooks, settings: Callable[[], DiscordConfig], metrics: Metrics | None = None,
     ) -> None:
         self.service = service
         self.conversations = conversations
@@ -69,6 +71,7 @@ class Responder:
         self.webhooks = webhooks
         self.speakers = Speakers()
         self._settings = settings  # the live discord config (a reload may change it)
+        self.metrics = metrics or Metrics()
 
     async def writer(self, channel: discord.abc.Messageable, character: Character,
                      reply_to: discord.Message | None = None) -> ReplyWriter:
@@ -101,6 +104,8 @@ class Responder:
         if started is not None:
             started(writer)
         reply: ReplyStream | None = None
+        shard = guild.shard_id if guild else 0  # DMs arrive on shard 0
+        began, first_text, outcome = time.perf_counter(), None, "error"
         try:
             conversation = await self.conversations.get(key)
             turns = await self.history.turns(
@@ -114,12 +119,18 @@ class Responder:
             await writer.add_reasoning(reply.reasoning, self._settings().show_reasoning)
             if first is not None:
                 await writer.write(first)
+                first_text = time.perf_counter() - began
                 async for piece in pieces:
                     await writer.write(piece)
             await writer.finish()
+            outcome = "answered"
             if not writer.text.strip():
+                outcome = "empty"
                 await writer.send_whole(self._settings().fallback_reply)
+            self.metrics.reply_timed(shard, first_text=first_text, last_edit=time.perf_counter() - began)
+            self.metrics.reply_costs(shard, reply.stats.timings)
         except asyncio.CancelledError:
+            outcome = ""  # stopped (/stop, shutdown): not an outcome of its own
             with contextlib.suppress(discord.HTTPException, asyncio.TimeoutError):
                 await asyncio.wait_for(writer.finish(), _FINISH_TIMEOUT)  # show what was written
             raise
@@ -129,6 +140,8 @@ class Responder:
         except discord.HTTPException as exc:
             log.warning("Discord refused the reply in channel %s: %s", key, exc)
         finally:
+            if outcome:
+                self.metrics.reply_outcome(shard, outcome)
             if reply is not None:
                 await reply.aclose()  # stops the generation at once if the reply ended early
         return writer
