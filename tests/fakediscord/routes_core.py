@@ -79,7 +79,7 @@ def register(fake: FakeDiscord) -> None:
     async def gateway_bot(request: web.Request, record: RecordedRequest) -> Any:
         return {
             "url": fake.gateway_url,
-            "shards": 1,
+            "shards": fake.recommended_shards,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1},
         }
 

@@ -70,6 +70,8 @@ class FakeDiscord:
         self.typing: list[tuple[int, float]] = []
         self.faults = FaultInjector()
         self.port: int | None = None
+        #: the shard count GET /gateway/bot recommends (what ``shard_count: auto`` runs)
+        self.recommended_shards = 1
         # room for the largest upload or image data Discord takes (base64 and multipart make it bigger),
         # so the fake answers those limits itself instead of aiohttp's plain-text 413 at 1 MiB
         self._app = web.Application(client_max_size=2 * max(max_upload, MAX_IMAGE_DATA))
