@@ -23,7 +23,7 @@ from bot.backends.registry import create_backend
 from bot.cards import CharacterLibrary
 from bot.chat import ChatService
 from bot.cogs.tree import TroupeTree
-from bot.config import Config
+from bot.config import Config, load_config
 from bot.conversations import Conversations
 from bot.discord_io import NO_PINGS, ChannelHistory, Responder, ScenePlay, Webhooks
 from bot.errors import BotError, CardError, ConfigError
@@ -33,6 +33,7 @@ from bot.ops_server import OpsServer, parse_listen
 from bot.readahead import ReadAhead
 from bot.scheduling import ChannelScheduler, Cooldowns
 from bot.store import Store
+from bot.store.events import RESYNC, StoreEvent
 
 __all__ = ["TroupeBot", "ShardedTroupeBot", "bot_class", "run_bot", "point_discord_at", "check_token"]
 
@@ -129,7 +130,48 @@ class TroupeBot(commands.Bot):
             log.info("Synced %d slash commands", len(synced))
         self._prewarming = asyncio.create_task(self.prewarm_channels())
         self._watching = asyncio.create_task(self.watch_characters())
+        await self.start_events()
         await self.start_operations()
+
+    async def start_events(self) -> None:
+        """Hear what other processes sharing the store change, and tell them what changes here."""
+        events = self.store.events
+        events.subscribe(self._on_store_event)
+        self.conversations.announce = lambda kind, data: events.publish(kind, **data)
+        await events.start()
+
+    async def announce(self, kind: str, **data: object) -> None:
+        """Tell the other processes sharing the store (``config_reloaded``, ``characters_changed``)."""
+        await self.store.events.publish(kind, **data)
+
+    async def _on_store_event(self, event: StoreEvent) -> None:
+        """Apply another process's change here."""
+        if event.kind == "conversation_changed":
+            self.conversations.forget(str(event.data["key"]))
+        elif event.kind == "server_changed":
+            self.conversations.forget_server(int(str(event.data["guild_id"])))
+        elif event.kind == "characters_changed":
+            log.info("Another process changed the characters; reading the folder again")
+            await self.reload_characters()
+        elif event.kind == "config_reloaded":
+            await self._reload_config_file()
+        elif event.kind == RESYNC:
+            self.conversations.forget_all()
+            await self.reload_characters()
+
+    async def _reload_config_file(self) -> None:
+        if self.config_path is None:
+            return
+        try:
+            config = await asyncio.to_thread(load_config, self.config_path)
+        except BotError as exc:
+            log.error("Another process reloaded the config, but this one's is refused (keeping the running "
+                      "config): %s", exc)
+            return
+        pending = self.apply_config(config)
+        await self.reload_characters()
+        log.info("Config reloaded (another process's /config reload)%s",
+                 f"; needs a restart to apply: {', '.join(pending)}" if pending else "")
 
     async def start_operations(self) -> None:
         """Serve /metrics, /healthz and /readyz on ``metrics.listen`` (nothing when unset), with
@@ -169,7 +211,7 @@ class TroupeBot(commands.Bot):
 
     async def _store_reachable(self) -> bool:
         await self.store.info()  # a query on the store's engine
-        return True
+        return self.store.events.listening
 
     async def _backend_healthy(self) -> bool:
         return self.backend_watch is not None and self.backend_watch.healthy()
@@ -210,6 +252,7 @@ class TroupeBot(commands.Bot):
             try:
                 if interval and await asyncio.to_thread(self.library.changed):
                     await self.reload_characters()
+                    await self.announce("characters_changed")
             except Exception:  # the watch must outlive any one bad look at the folder
                 log.exception("Could not reload the characters folder")
 
@@ -264,6 +307,7 @@ class TroupeBot(commands.Bot):
                 background.cancel()
         if self.ops is not None:
             await self.ops.close()
+        await self.store.events.close()
         await self.read_ahead.close()
         handlers = [t for t in self.inflight if t is not asyncio.current_task()]
         for task in handlers:

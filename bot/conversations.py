@@ -72,6 +72,9 @@ class Conversations:
         self._capacity = capacity
         self._spoken: OrderedDict[str, Counter[str]] = OrderedDict()  # who spoke, since the start (memory)
         self._last_speaker: dict[str, str] = {}
+        #: told each change a person made (character, reset, note, wake words; a server's
+        #: character), so other processes sharing the store can drop their cached copy
+        self.announce: Callable[[str, dict[str, object]], Awaitable[None]] | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -134,6 +137,7 @@ class Conversations:
 
         await self._persist(key, write)
         await self._change(key, character=name, cast=(), anchor=None)
+        await self._announce("conversation_changed", key=key)
 
     async def set_cast(self, key: str, names: Sequence[str]) -> None:
         """Make ``names`` (card names, in order) the conversation's scene; the window starts over
@@ -145,6 +149,7 @@ class Conversations:
 
         await self._persist(key, write)
         await self._change(key, cast=cast, anchor=None)
+        await self._announce("conversation_changed", key=key)
         log.info("Conversation %s: the cast is now %s", key, ", ".join(cast) or "the one character")
 
     async def add_member(self, key: str, name: str, *, guild_id: int | None = None, most: int) -> tuple[str, ...]:
@@ -186,21 +191,25 @@ class Conversations:
         if self._store is not None:
             await self._store.set_guild_character(guild_id, name)
         self._remember_server(guild_id, name)
+        await self._announce("server_changed", guild_id=guild_id)
 
     async def reset(self, key: str, fence_id: int) -> None:
         """Forget the conversation up to and including message ``fence_id``."""
         await self._persist(key, lambda store, channel: store.set_fence(channel, fence_id))
         await self._change(key, fence_id=fence_id, anchor=None)
+        await self._announce("conversation_changed", key=key)
 
     async def set_note(self, key: str, note: str | None) -> None:
         """Set (or with None clear) the author's note."""
         await self._persist(key, lambda store, channel: store.set_note(channel, note))
         await self._change(key, note=note)
+        await self._announce("conversation_changed", key=key)
 
     async def set_wake_words(self, key: str, enabled: bool | None) -> None:
         """Turn wake words on or off (None: the config's default)."""
         await self._persist(key, lambda store, channel: store.set_wake_words(channel, enabled))
         await self._change(key, wake_words=enabled)
+        await self._announce("conversation_changed", key=key)
 
     async def window_moved(self, key: str, anchor: str | None, *, replied: bool) -> None:
         """Record where the prompt window starts. A reply (``replied``) also marks the
@@ -220,7 +229,24 @@ class Conversations:
         """Forget an in-memory conversation's window (the console's character switch)."""
         await self._change(key, anchor=None)
 
+    def forget(self, key: str) -> None:
+        """Drop the cached copy of a conversation another process changed (read again from the store)."""
+        self._cache.pop(key, None)
+
+    def forget_server(self, guild_id: int) -> None:
+        """Drop the cached character of a server another process changed."""
+        self._servers.pop(guild_id, None)
+
+    def forget_all(self) -> None:
+        """Drop every cached conversation and server (changes elsewhere may have been missed)."""
+        self._cache.clear()
+        self._servers.clear()
+
     # ------------------------------------------------------------------ plumbing
+
+    async def _announce(self, kind: str, **data: object) -> None:
+        if self.announce is not None and self._store is not None:
+            await self.announce(kind, data)
 
     async def _server_character(self, guild_id: int) -> str | None:
         if guild_id in self._servers:

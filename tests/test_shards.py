@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import shutil
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from discord_harness import ROOT, World, build_world, make_config, running_bot
 from fakediscord import FakeDiscord, Guild
+from fakediscord.interactions import Interaction
+from fakediscord.model import Channel, Message
+from fakediscord.permissions import Perm
+from test_discord_commands import said
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.backends.scripted import ScriptedBackend
@@ -61,14 +68,32 @@ async def test_auto_shard_count_runs_every_recommended_shard_in_one_process(
     assert sorted(s.shard for s in fake_discord.gateway.sessions.values()) == [(0, 2), (1, 2)]
 
 
-def write_config(fake: FakeDiscord, tmp_path: Path, name: str, *, store: str, backend: str, shard: int,
-                 metrics_port: int) -> Path:
-    folder = tmp_path / name
-    folder.mkdir()
+@dataclass
+class TwoShards:
+    """Two bot processes on two shards sharing one PostgreSQL store and one characters folder."""
+
+    world: World
+    far: Channel  # a channel in the server on the other shard
+    configs: list[Path]  # each process's config file, by shard
+    ports: list[int]  # each process's metrics port, by shard
+
+    @property
+    def home(self) -> int:
+        """The shard of the usual test server."""
+        return shard_of(self.world.guild.id)
+
+    def log(self, shard: int) -> str:
+        return self.configs[shard].with_suffix(".log").read_text()
+
+
+def write_config(fake: FakeDiscord, folder: Path, *, store: str, backend: str, shard: int, metrics_port: int,
+                 characters: Path, default: str = "Aria") -> Path:
+    folder.mkdir(exist_ok=True)
     path = folder / "config.yaml"
     path.write_text(
-        f"characters_dir: {ROOT / 'characters'}\n"
-        f"default_character: Aria\n"
+        f"characters_dir: {characters}\n"
+        f"characters_watch: 0\n"  # only the store's events tell a process of another's cards
+        f"default_character: {default}\n"
         f"backend: {{type: llama_server, url: '{backend}', retries: 0}}\n"
         f"store: {{url: '{store}'}}\n"
         f"metrics: {{listen: '127.0.0.1:{metrics_port}', health_interval: 0.5}}\n"
@@ -76,6 +101,24 @@ def write_config(fake: FakeDiscord, tmp_path: Path, name: str, *, store: str, ba
         f"  user_cooldown: 0, edit_interval: 0.2, shard_count: 2, shard_ids: [{shard}]}}\n"
     )
     return path
+
+
+@contextlib.asynccontextmanager
+async def two_shards(fake: FakeDiscord, tmp_path: Path, store: str) -> AsyncIterator[TwoShards]:
+    """Both processes started and ready (each one's /readyz answers 200)."""
+    world = build_world(fake)
+    other = await guild_on_the_other_shard(fake, world)
+    other.add_member(world.admin, permissions=int(Perm.MANAGE_GUILD))
+    far = other.add_text_channel("common-room")
+    characters = tmp_path / "characters"
+    shutil.copytree(ROOT / "characters", characters)
+    ports = [free_port(), free_port()]
+    async with FakeLlamaServer() as server:
+        configs = [write_config(fake, tmp_path / f"shard{i}", store=store, backend=server.url, shard=i,
+                                metrics_port=ports[i], characters=characters) for i in (0, 1)]
+        async with bot_process(configs[0], fake.token), bot_process(configs[1], fake.token):
+            await asyncio.gather(*(wait_ready(port, config) for port, config in zip(ports, configs)))
+            yield TwoShards(world, far, configs, ports)
 
 
 @contextlib.asynccontextmanager
@@ -125,20 +168,57 @@ async def answered(port: int) -> dict[str, float]:
 async def test_two_processes_split_two_shards_and_each_answers_only_its_own_servers(
     fake_discord: FakeDiscord, tmp_path: Path, postgres_url: str
 ) -> None:
-    world = build_world(fake_discord)
-    far = (await guild_on_the_other_shard(fake_discord, world)).add_text_channel("common-room")
-    ports = [free_port(), free_port()]
-    async with FakeLlamaServer() as server:
-        configs = [write_config(fake_discord, tmp_path, f"shard{i}", store=postgres_url, backend=server.url,
-                                shard=i, metrics_port=ports[i]) for i in (0, 1)]
-        async with bot_process(configs[0], fake_discord.token), bot_process(configs[1], fake_discord.token):
-            await asyncio.gather(*(wait_ready(port, config) for port, config in zip(ports, configs)))
-            await fake_discord.user_says(far, world.alice, "anyone over here?", mention_bot=True)
-            await fake_discord.user_says(world.channel, world.alice, "hello there?", mention_bot=True)
-            await fake_discord.wait_for(
-                lambda: fake_discord.sent_by_bot(world.channel) and fake_discord.sent_by_bot(far), timeout=30)
-            await asyncio.sleep(0.5)  # a second answer from the wrong process would show by now
-            counts = [await answered(port) for port in ports]
-    home = shard_of(world.guild.id)
+    async with two_shards(fake_discord, tmp_path, postgres_url) as shards:
+        world, far = shards.world, shards.far
+        await fake_discord.user_says(far, world.alice, "anyone over here?", mention_bot=True)
+        await fake_discord.user_says(world.channel, world.alice, "hello there?", mention_bot=True)
+        await fake_discord.wait_for(
+            lambda: fake_discord.sent_by_bot(world.channel) and fake_discord.sent_by_bot(far), timeout=30)
+        await asyncio.sleep(0.5)  # a second answer from the wrong process would show by now
+        counts = [await answered(port) for port in shards.ports]
+    home = shards.home
     assert counts[home] == {str(home): 1.0} and counts[1 - home] == {str(1 - home): 1.0}
     assert len(fake_discord.sent_by_bot(world.channel)) == 1 and len(fake_discord.sent_by_bot(far)) == 1
+
+
+def webhook_replies(fake: FakeDiscord, channel: Channel) -> list[Message]:
+    """The characters' replies in the channel (posted through the webhook)."""
+    return [m for m in fake.sent_by_bot(channel) if m.webhook_id is not None]
+
+
+async def test_a_card_imported_through_one_process_is_known_to_the_other(
+    fake_discord: FakeDiscord, tmp_path: Path, postgres_url: str
+) -> None:
+    card = json.dumps({"spec": "chara_card_v2", "spec_version": "2.0",
+                       "data": {"name": "Mira", "description": "A travelling bard."}}).encode()
+    async with two_shards(fake_discord, tmp_path, postgres_url) as shards:
+        world, far = shards.world, shards.far
+        imported = await fake_discord.invoke(world.channel, world.admin, "character", subcommand="import",
+                                             options={"file": ("mira.json", card)})
+        await imported.wait_response(10)
+        await fake_discord.wait_for(lambda: imported.followups, timeout=10)
+        await fake_discord.wait_for(lambda: "Another process changed the characters" in shards.log(1 - shards.home),
+                                    timeout=10)
+        chosen = await fake_discord.invoke(far, world.admin, "character", subcommand="set", options={"name": "Mira"})
+        await chosen.wait_response(10)
+        await fake_discord.user_says(far, world.alice, "play us a song?", mention_bot=True)
+        [reply] = await fake_discord.wait_for(lambda: webhook_replies(fake_discord, far), timeout=30)
+    assert "Imported **Mira**" in said(imported)
+    assert "Mira" in said(chosen)
+    assert reply.username == "Mira"
+
+
+async def test_a_config_reload_in_one_process_reloads_the_others_config(
+    fake_discord: FakeDiscord, tmp_path: Path, postgres_url: str
+) -> None:
+    async with two_shards(fake_discord, tmp_path, postgres_url) as shards:
+        world, far = shards.world, shards.far
+        other = shards.configs[1 - shards.home]
+        other.write_text(other.read_text().replace("default_character: Aria", "default_character: Captain Brass"))
+        reload = await fake_discord.invoke(world.channel, world.admin, "config", subcommand="reload")
+        await reload.wait_response(10)
+        await fake_discord.wait_for(lambda: "another process's /config reload" in shards.log(1 - shards.home),
+                                    timeout=10)
+        await fake_discord.user_says(far, world.alice, "who's at the helm?", mention_bot=True)
+        [reply] = await fake_discord.wait_for(lambda: webhook_replies(fake_discord, far), timeout=30)
+    assert reply.username == "Captain Brass"

@@ -73,6 +73,7 @@ class AdminCog(commands.Cog):
             return
         pending = self.bot.apply_config(config)
         errors = await self.bot.reload_characters()
+        await self.bot.announce("config_reloaded")  # processes sharing the store read their config too
         note = f"\nNeeds a restart to apply: {', '.join(pending)}." if pending else ""
         bad = f"\n{len(errors)} card(s) could not load: " + "; ".join(str(e) for e in errors)[:800] if errors else ""
         await interaction.followup.send(f"✅ Config reloaded; {len(self.bot.library)} characters.{note}{bad}", ephemeral=True)

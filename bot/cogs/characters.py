@@ -110,6 +110,7 @@ class CharactersCog(commands.GroupCog, group_name="character", group_description
             )
         except CardError as exc:
             raise CardError(None, f"Card refused: {exc.problem}") from exc
+        await self.bot.announce("characters_changed")  # processes sharing the store read the folder again
         for warning in character.warnings:
             log.warning("Imported card %s: %s", file.filename, warning)
         notes = "".join(f"\n⚠️ {w}" for w in character.warnings)

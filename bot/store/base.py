@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from bot.store.events import LocalEvents, StoreEvents
+
 __all__ = ["ChannelState", "Webhook", "StoreInfo", "Snapshot", "Store"]
 
 
@@ -87,6 +89,15 @@ class Store(ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    _events: StoreEvents | None = None
+
+    @property
+    def events(self) -> StoreEvents:
+        """Events between the processes sharing this store (no-one to tell for SQLite)."""
+        if self._events is None:
+            self._events = LocalEvents()
+        return self._events
 
     @abstractmethod
     async def close(self) -> None:

@@ -23,6 +23,7 @@ import asyncpg
 
 from bot.errors import StoreError
 from bot.store.base import StoreInfo
+from bot.store.events import PostgresEvents
 from bot.store.migrations import LATEST, MIGRATIONS, render
 from bot.store.sql import SqlStore, Statement
 from bot.store.urls import redact, scrub
@@ -65,6 +66,7 @@ class PostgresStore(SqlStore):
         self._dsn = dsn
         self.url = redact(dsn)
         self._unreachable = False
+        self._events = PostgresEvents(dsn, self.url)
 
     @classmethod
     async def connect(cls, url: str, *, max_connections: int = 10) -> PostgresStore:
@@ -86,6 +88,7 @@ class PostgresStore(SqlStore):
         return store
 
     async def close(self) -> None:
+        await self.events.close()
         try:
             await asyncio.wait_for(self._pool.close(), _TIMEOUT)
         except (asyncpg.PostgresError, *_CONNECTION_ERRORS, TimeoutError) as exc:
