@@ -146,11 +146,9 @@ class TroupeBot(commands.Bot):
 
     async def _on_store_event(self, event: StoreEvent) -> None:
         """Apply another process's change here."""
-        if event.kind == "conversation_changed":
-            self.conversations.forget(str(event.data["key"]))
-        elif event.kind == "server_changed":
-            self.conversations.forget_server(int(str(event.data["guild_id"])))
-        elif event.kind == "characters_changed":
+        if self.conversations.heard(event.kind, event.data):
+            return
+        if event.kind == "characters_changed":
             log.info("Another process changed the characters; reading the folder again")
             await self.reload_characters()
         elif event.kind == "config_reloaded":

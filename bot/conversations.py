@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from bot.cards import CharacterLibrary
@@ -228,6 +228,17 @@ class Conversations:
     async def start_over(self, key: str) -> None:
         """Forget an in-memory conversation's window (the console's character switch)."""
         await self._change(key, anchor=None)
+
+    def heard(self, kind: str, data: Mapping[str, object]) -> bool:
+        """Apply a change another process announced (its cached copy is dropped, the store has
+        the change); False for an event that is not about conversations."""
+        if kind == "conversation_changed":
+            self.forget(str(data["key"]))
+        elif kind == "server_changed":
+            self.forget_server(int(str(data["guild_id"])))
+        else:
+            return False
+        return True
 
     def forget(self, key: str) -> None:
         """Drop the cached copy of a conversation another process changed (read again from the store)."""

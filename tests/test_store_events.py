@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from postgres_fixtures import PostgresServer, start_postgres
 
+from bot.conversations import Conversations
 from bot.store import Store, open_store
 from bot.store.events import RESYNC, PostgresEvents, StoreEvent
 
@@ -84,3 +85,24 @@ async def test_the_listener_reconnects_after_the_server_restarts_and_asks_for_a_
         await listener.close()
         await sender.close()
     assert heard == [StoreEvent(RESYNC), StoreEvent("characters_changed")]
+
+
+async def test_a_conversation_changed_by_one_process_is_read_afresh_by_the_other(postgres_url: str) -> None:
+    async with open_store(postgres_url) as first_store, open_store(postgres_url) as second_store:
+        first, second = Conversations(None, first_store), Conversations(None, second_store)
+        first.announce = lambda kind, data: first_store.events.publish(kind, **data)
+
+        async def apply(event: StoreEvent) -> None:
+            second.heard(event.kind, event.data)
+
+        second_store.events.subscribe(apply)
+        for store in (first_store, second_store):
+            await store.events.start()
+        await until(lambda: first_store.events.listening and second_store.events.listening)
+        assert (await second.get("5")).note is None  # now cached in the second process
+        await first.set_note("5", "the bard owes us two silver")
+        for _ in range(500):  # the cached copy is used until the event drops it
+            if (await second.get("5")).note is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert (await second.get("5")).note == "the bard owes us two silver"
