@@ -77,13 +77,14 @@ class Overhead:
         return percentile(self.samples, 95)
 
 
-def _config(*, api_url: str, gateway_url: str, token: str, workdir: Path, history_messages: int) -> Config:
+def _config(*, api_url: str, gateway_url: str, token: str, workdir: Path, history_messages: int,
+            store_url: str | None = None) -> Config:
     characters = workdir / "characters"
     shutil.copytree(ROOT / "characters", characters)
     config = parse_config({
         "characters_dir": str(characters),
         "default_character": _CHARACTER,
-        "store": {"path": str(workdir / "troupe.db")},
+        "store": {"url": store_url} if store_url else {"path": str(workdir / "troupe.db")},
         "discord": {
             "api_url": api_url, "gateway_url": gateway_url, "token": token, "user_cooldown": 0,
         },
@@ -97,12 +98,14 @@ def _config(*, api_url: str, gateway_url: str, token: str, workdir: Path, histor
 
 
 async def measure_overhead(
-    *, seed: int, mentions: int = 50, backlog: int = 80, history_messages: int = HISTORY_TURNS
+    *, seed: int, mentions: int = 50, backlog: int = 80, history_messages: int = HISTORY_TURNS,
+    store_url: str | None = None,
 ) -> Overhead:
     """Replay one channel (``backlog`` messages, then ``mentions`` + 1 mentions) through the real bot.
 
     ``history_messages`` is the prompt setting of that name (the bot fetches twice as
-    many messages, at most 200, for each reply)."""
+    many messages, at most 200, for each reply); ``store_url`` an empty store to use
+    instead of a fresh SQLite file."""
     tests = str(ROOT / "tests")
     if tests not in sys.path:
         sys.path.insert(0, tests)  # the fake Discord lives with the tests
@@ -125,7 +128,7 @@ async def measure_overhead(
                     guild.add_member(users[name])
                 config = _config(
                     api_url=fake.api_url, gateway_url=fake.gateway_url, token=fake.token, workdir=Path(tmp),
-                    history_messages=history_messages,
+                    history_messages=history_messages, store_url=store_url,
                 )
                 async with running_bot(fake, config, backend) as bot:
                     for message in replay.messages:

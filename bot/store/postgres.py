@@ -13,6 +13,7 @@ an idempotent upsert), and the pool reconnects by itself when the server is back
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import re
@@ -49,6 +50,10 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or starting
 )
+
+
+#: set while writing what only saves work (a window anchor): that commit does not wait for the disk
+_HASTY: contextvars.ContextVar[bool] = contextvars.ContextVar("troupe_hasty_commit", default=False)
 
 
 @functools.lru_cache(maxsize=256)
@@ -103,6 +108,16 @@ class PostgresStore(SqlStore):
 
         return await self._run(read)
 
+    async def set_anchor(self, channel_id: int, anchor_id: str | None) -> None:
+        """The window's anchor changes with nearly every reply and only saves re-reading, so its
+        commit does not wait for the disk (``synchronous_commit`` off for that transaction: about
+        12 ms less per reply here; a server crash may lose the last anchors, a clean stop none)."""
+        hasty = _HASTY.set(True)
+        try:
+            await super().set_anchor(channel_id, anchor_id)
+        finally:
+            _HASTY.reset(hasty)
+
     # ------------------------------------------------------------------ engine
 
     async def _fetch(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -121,6 +136,8 @@ class PostgresStore(SqlStore):
     async def _write(self, statements: Sequence[Statement]) -> None:
         async def write(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
+                if _HASTY.get():
+                    await conn.execute("SET LOCAL synchronous_commit = off")
                 for sql, params in statements:
                     await conn.execute(_numbered(sql), *params)
 
