@@ -197,7 +197,7 @@ async def test_a_card_imported_through_one_process_is_known_to_the_other(
                                              options={"file": ("mira.json", card)})
         await imported.wait_response(10)
         await fake_discord.wait_for(lambda: imported.followups, timeout=10)
-        await fake_discord.wait_for(lambda: "Another process changed the characters" in shards.log(1 - shards.home),
+        await fake_discord.wait_for(lambda: "Characters reloaded: added Mira" in shards.log(1 - shards.home),
                                     timeout=10)
         chosen = await fake_discord.invoke(far, world.admin, "character", subcommand="set", options={"name": "Mira"})
         await chosen.wait_response(10)
