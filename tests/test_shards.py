@@ -76,6 +76,7 @@ class TwoShards:
     far: Channel  # a channel in the server on the other shard
     configs: list[Path]  # each process's config file, by shard
     ports: list[int]  # each process's metrics port, by shard
+    processes: list[asyncio.subprocess.Process]  # by shard
 
     @property
     def home(self) -> int:
@@ -116,16 +117,16 @@ async def two_shards(fake: FakeDiscord, tmp_path: Path, store: str) -> AsyncIter
     async with FakeLlamaServer() as server:
         configs = [write_config(fake, tmp_path / f"shard{i}", store=store, backend=server.url, shard=i,
                                 metrics_port=ports[i], characters=characters) for i in (0, 1)]
-        async with bot_process(configs[0], fake.token), bot_process(configs[1], fake.token):
+        async with bot_process(configs[0], fake.token) as first, bot_process(configs[1], fake.token) as second:
             await asyncio.gather(*(wait_ready(port, config) for port, config in zip(ports, configs)))
-            yield TwoShards(world, far, configs, ports)
+            yield TwoShards(world, far, configs, ports, [first, second])
 
 
 @contextlib.asynccontextmanager
 async def bot_process(config: Path, token: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """``python -m bot run`` as its own process; stopped with SIGTERM on exit."""
     env = {"PATH": "/usr/bin:/bin", "DISCORD_TOKEN": token, "PYTHONUNBUFFERED": "1"}
-    with config.with_suffix(".log").open("wb") as log:  # the child keeps its own copy of the handle
+    with config.with_suffix(".log").open("ab") as log:  # the child keeps its own copy of the handle
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", "--config", str(config), cwd=ROOT, env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=log,
@@ -222,3 +223,22 @@ async def test_a_config_reload_in_one_process_reloads_the_others_config(
         await fake_discord.user_says(far, world.alice, "who's at the helm?", mention_bot=True)
         [reply] = await fake_discord.wait_for(lambda: webhook_replies(fake_discord, far), timeout=30)
     assert reply.username == "Captain Brass"
+
+
+async def test_a_shard_process_killed_and_started_again_resumes_with_its_channels_state(
+    fake_discord: FakeDiscord, tmp_path: Path, postgres_url: str
+) -> None:
+    async with two_shards(fake_discord, tmp_path, postgres_url) as shards:
+        world, home = shards.world, shards.home
+        noted = await fake_discord.invoke(world.channel, world.admin, "note", subcommand="set",
+                                          options={"text": "The bard owes us two silver"})
+        await noted.wait_response(10)
+        shards.processes[home].kill()  # SIGKILL: no goodbye, no flush
+        await shards.processes[home].wait()
+        async with bot_process(shards.configs[home], fake_discord.token):
+            await wait_ready(shards.ports[home], shards.configs[home])
+            shown = await fake_discord.invoke(world.channel, world.alice, "note", subcommand="show")
+            await shown.wait_response(10)
+            await fake_discord.user_says(world.channel, world.alice, "still pouring?", mention_bot=True)
+            await fake_discord.wait_for(lambda: webhook_replies(fake_discord, world.channel), timeout=30)
+    assert "The bard owes us two silver" in said(shown)
