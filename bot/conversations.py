@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from bot.cards import CharacterLibrary
 from bot.cards.model import Character
-from bot.errors import SceneError
+from bot.errors import SceneError, StoreError
 from bot.store import ChannelState, Store
 
 __all__ = ["Conversation", "Conversations"]
@@ -217,8 +217,11 @@ class Conversations:
         before = await self.get(key)
         if anchor is None or (anchor == before.anchor and not replied):
             return
-        await self._persist(key, lambda store, channel: store.set_anchor(channel, anchor))
         await self._change(key, anchor=anchor)
+        try:  # a hint for the next start (and which channels are active): a reply goes on without it
+            await self._persist(key, lambda store, channel: store.set_anchor(channel, anchor))
+        except StoreError as exc:
+            log.warning("Could not save the window of conversation %s (the reply goes on): %s", key, exc)
 
     def forget_windows(self) -> None:
         """The model changed: every window is rebuilt from scratch on its next reply."""

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable
 from typing import Any, TypeVar
 
@@ -31,6 +33,7 @@ from bot.cards.avatar import webhook_avatar
 from bot.cards.model import Character
 from bot.prompt.types import Turn
 from bot.store import Store
+from bot.store import Webhook as StoredWebhook  # the store's row, beside discord.Webhook
 from bot.text import DISCORD_LIMIT, defuse_mentions, split_point
 
 __all__ = [
@@ -63,6 +66,7 @@ REASONING_MARK = "-# 💭 thinking"
 REASONING_FILE = "reasoning.txt"
 _BOLD_PREFIX = re.compile(r"^\*\*(?P<name>[^*\n]{1,80})\*\*: ?")
 _UNKNOWN_WEBHOOK = 10015
+_WEBHOOKS_KEPT = 4096  # channels whose webhook row is kept in memory
 _REFUSED_WEBHOOK_NAME = re.compile("clyde|discord")
 
 
@@ -218,7 +222,8 @@ class Speaker:
 
 
 class Webhooks:
-    """Finds or creates the bot's webhook per channel; remembers it in the store."""
+    """Finds or creates the bot's webhook per channel; remembers it in the store (and, once
+    read, in memory: a reply through a known webhook reads nothing from the store)."""
 
     def __init__(self, client: discord.Client, store: Store) -> None:
         self._client = client
@@ -227,7 +232,23 @@ class Webhooks:
         self._locks: dict[int, asyncio.Lock] = {}  # one creation at a time per channel
         self._posting: dict[int, asyncio.Lock] = {}  # per webhook: its avatar stays put until the post is made
         self._refused_avatars: set[tuple[int, str | None]] = set()  # (webhook id, avatar) Discord refused
+        self._saved: OrderedDict[int, StoredWebhook | None] = OrderedDict()  # the store's rows, as read
         self.known_ids: set[int] = set()
+
+    async def _stored(self, channel_id: int) -> StoredWebhook | None:
+        """The channel's webhook row (read from the store once)."""
+        if channel_id in self._saved:
+            self._saved.move_to_end(channel_id)
+            return self._saved[channel_id]
+        saved = await self._store.webhook(channel_id)
+        self._remember(channel_id, saved)
+        return saved
+
+    def _remember(self, channel_id: int, saved: StoredWebhook | None) -> None:
+        self._saved[channel_id] = saved
+        self._saved.move_to_end(channel_id)
+        while len(self._saved) > _WEBHOOKS_KEPT:
+            self._saved.popitem(last=False)
 
     async def for_channel(self, channel: discord.abc.Messageable) -> tuple[discord.Webhook, discord.abc.Snowflake | None] | None:
         """The webhook to post in ``channel`` (and the thread to post into), or None when not allowed."""
@@ -242,7 +263,7 @@ class Webhooks:
         return None if hook is None else (hook, thread)
 
     async def _saved_or_new(self, target: discord.TextChannel) -> discord.Webhook | None:
-        saved = await self._store.webhook(target.id)
+        saved = await self._stored(target.id)
         if saved is not None:
             self.known_ids.add(saved.webhook_id)
             return discord.Webhook.partial(saved.webhook_id, saved.token, client=self._client)
@@ -258,6 +279,7 @@ class Webhooks:
         if hook.token is None:
             return None
         await self._store.set_webhook(target.id, hook.id, hook.token)
+        self._remember(target.id, StoredWebhook(target.id, hook.id, hook.token))
         self.known_ids.add(hook.id)
         return hook
 
@@ -280,12 +302,14 @@ class Webhooks:
         already is or Discord refused it before."""
         target = _webhook_channel(channel)
         wanted = _avatar_hash(png)
-        saved = await self._store.webhook(target.id)
+        saved = await self._stored(target.id)
         current = saved.avatar_hash if saved is not None and saved.webhook_id == hook.id else None
         if wanted == current or (hook.id, wanted) in self._refused_avatars:
             return
         if await self._upload_avatar(channel, hook, png, wanted):
             await self._store.set_webhook_avatar(target.id, hook.id, wanted)
+            if saved is not None and saved.webhook_id == hook.id:
+                self._remember(target.id, dataclasses.replace(saved, avatar_hash=wanted))
 
     async def _upload_avatar(
         self, channel: discord.abc.Messageable, hook: discord.Webhook, png: bytes | None, wanted: str | None
@@ -306,7 +330,9 @@ class Webhooks:
 
     async def forget(self, channel: discord.abc.Messageable) -> None:
         """Drop a webhook that stopped working (deleted by someone); the next reply makes a new one."""
-        await self._store.forget_webhook(_webhook_channel(channel).id)
+        channel_id = _webhook_channel(channel).id
+        await self._store.forget_webhook(channel_id)
+        self._remember(channel_id, None)
 
     async def delete(self, message: discord.Message) -> None:
         """Delete one of the bot's replies: through its webhook when it came from one."""
