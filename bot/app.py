@@ -26,7 +26,9 @@ from bot.config import Config
 from bot.conversations import Conversations
 from bot.discord_io import NO_PINGS, ChannelHistory, Responder, ScenePlay, Webhooks
 from bot.errors import BotError, CardError, ConfigError
+from bot.heap import freeze_startup
 from bot.lifecycle import Stopped, retry_until_up, stop_on_signals, until_stopped, within
+from bot.looplag import start_lag_log
 from bot.readahead import ReadAhead
 from bot.scheduling import ChannelScheduler, Cooldowns
 from bot.store import Store
@@ -252,6 +254,7 @@ _CLOSE_GRACE = 3.0  # seconds to say goodbye to Discord at shutdown before givin
 
 
 async def _serve(config: Config, token: str) -> int:
+    start_lag_log()  # only when TROUPE_LAG_LOG names a file (the soak reads it)
     point_discord_at(config.discord.api_url, config.discord.gateway_url)
     stop = asyncio.Event()
     with stop_on_signals(stop):  # from here on SIGTERM / Ctrl-C end the process within seconds
@@ -267,6 +270,7 @@ async def _serve(config: Config, token: str) -> int:
                     config=config, service=ChatService(backend, config, conversations), library=library,
                     store=store, config_path=config.source,
                 )
+                log.debug("Froze %d start-up objects", freeze_startup())  # shorter garbage collections
                 try:
                     await _log_in(bot, token, config.discord.api_url, stop)
                     await until_stopped(bot.connect(), stop)

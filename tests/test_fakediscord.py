@@ -289,6 +289,7 @@ async def test_json_answers_have_exact_content_type_and_bot_routes_need_the_toke
     assert (denied, body) == (401, {"message": "401: Unauthorized", "code": 0})
 
 
+@pytest.mark.fake_discord_unhandled_ok
 async def test_unimplemented_route_is_recorded_as_unhandled(scene: Scene) -> None:
     status, _, _ = await raw(scene.fake, "GET", "/voice/regions", headers={"Authorization": f"Bot {scene.fake.token}"})
     assert status == 404
