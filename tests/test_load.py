@@ -14,6 +14,7 @@ bot as its own process for half an hour and measures it alone.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import re
@@ -30,6 +31,7 @@ from fakediscord.model import Message
 from bot.backends.base import GenerationRequest
 from bot.backends.scripted import ScriptedBackend
 from bot.cogs.chat import BUSY, COOLDOWN
+from bot.heap import freeze_startup
 
 SECONDS = float(os.environ.get("TROUPE_LOAD_SECONDS", "6"))
 CHANNELS, USERS = 20, 50
@@ -111,6 +113,7 @@ async def test_many_channels_and_users_at_once(fake_discord: FakeDiscord, tmp_pa
             last = now
 
     async with running_bot(fake_discord, config, backend):
+        freeze_startup()  # as `python -m bot run` does once started: full collections skip what start-up made
         watcher = asyncio.create_task(watch_loop())
         rss_start = rss_mb()
         deadline = time.monotonic() + SECONDS
@@ -129,6 +132,7 @@ async def test_many_channels_and_users_at_once(fake_discord: FakeDiscord, tmp_pa
         running = False
         await watcher
         rss_end = rss_mb()
+        gc.unfreeze()
 
     print(
         f"\nload: {sent} mentions in {SECONDS:.0f} s over {CHANNELS} channels / {USERS} users: "
