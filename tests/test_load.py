@@ -115,24 +115,25 @@ async def test_many_channels_and_users_at_once(fake_discord: FakeDiscord, tmp_pa
     async with running_bot(fake_discord, config, backend):
         freeze_startup()  # as `python -m bot run` does once started: full collections skip what start-up made
         watcher = asyncio.create_task(watch_loop())
-        rss_start = rss_mb()
-        deadline = time.monotonic() + SECONDS
-        while time.monotonic() < deadline:
-            channel = channels[rng.randrange(CHANNELS)]
-            message = await fake_discord.user_says(
-                channel, rng.choice(users), f"load-{channel.id}-{sent} hi", mention_bot=True
-            )
-            tally.mentioned(message, sent)
-            sent += 1
-            await asyncio.sleep(rng.uniform(0.0, 0.04))
-            if sent % 200 == 0:
-                backend.requests.clear()  # the test double's log is the test's memory, not the bot's
-
-        await fake_discord.wait_for(lambda: not tally.pending, timeout=60)
-        running = False
-        await watcher
-        rss_end = rss_mb()
-        gc.unfreeze()
+        try:
+            rss_start = rss_mb()
+            deadline = time.monotonic() + SECONDS
+            while time.monotonic() < deadline:
+                channel = channels[rng.randrange(CHANNELS)]
+                message = await fake_discord.user_says(
+                    channel, rng.choice(users), f"load-{channel.id}-{sent} hi", mention_bot=True
+                )
+                tally.mentioned(message, sent)
+                sent += 1
+                await asyncio.sleep(rng.uniform(0.0, 0.04))
+                if sent % 200 == 0:
+                    backend.requests.clear()  # the test double's log is the test's memory, not the bot's
+            await fake_discord.wait_for(lambda: not tally.pending, timeout=60)
+            rss_end = rss_mb()
+        finally:
+            running = False
+            await watcher
+            gc.unfreeze()
 
     print(
         f"\nload: {sent} mentions in {SECONDS:.0f} s over {CHANNELS} channels / {USERS} users: "
