@@ -782,10 +782,9 @@ async def _start_process_fake(*args: str) -> tuple[asyncio.subprocess.Process, d
     return proc, json.loads(line)
 
 
-async def test_the_fake_runs_as_a_process_and_a_client_logs_in() -> None:
-    proc, ready = await _start_process_fake("--guilds", "2", "--channels", "3", "--users", "4")
+async def test_the_process_fake_says_how_many_requests_it_answered_and_exits_zero() -> None:
+    proc, ready = await _start_process_fake()
     try:
-        assert [len(g["channels"]) for g in ready["guilds"]] == [3, 3] and len(ready["users"]) == 4  # type: ignore[index]
         client = discord.Client(intents=discord.Intents.default())
         old_base = discord.http.Route.BASE
         discord.http.Route.BASE = str(ready["api_url"])
