@@ -6,9 +6,12 @@ is short; ``TROUPE_LOAD_SECONDS=60`` gives a full minute and the report (``-s`` 
 
 The assertions hold at any length: the fake Discord keeps only each channel's newest
 messages and its newest requests, replies are counted as they arrive, and the scripted
-backend's request log is emptied as the test goes, so what grows is the bot. The bot and
-the fake still share this process and its event loop; ``python -m bench.soak`` runs the
-bot as its own process for half an hour and measures it alone.
+backend's request log is emptied as the test goes, so what grows is the bot (checked at
+180 and 360 s). The event loop's lag is measured with ``bot/looplag.py``; on a busy
+machine a late timer is often the machine's doing, so the bound is on the part of a lag
+this process spent running (the report shows both). The bot and the fake still share
+this process and its event loop; ``python -m bench.soak`` runs the bot as its own
+process for half an hour and measures it alone.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from bot.backends.base import GenerationRequest
 from bot.backends.scripted import ScriptedBackend
 from bot.cogs.chat import BUSY, COOLDOWN
 from bot.heap import freeze_startup
+from bot.looplag import LoopLag
 
 SECONDS = float(os.environ.get("TROUPE_LOAD_SECONDS", "6"))
 CHANNELS, USERS = 20, 50
@@ -86,7 +90,7 @@ class Tally:
 
 async def test_many_channels_and_users_at_once(fake_discord: FakeDiscord, tmp_path: Path) -> None:
     rng = random.Random(11)
-    fake_discord.keep_at_most(messages_per_channel=500, requests=5_000)
+    fake_discord.keep_at_most(messages_per_channel=200, requests=2_000)  # the bot reads at most 200 back
     tally = Tally(fake_discord)
     fake_discord.world.subscribe(tally.on_event)
     guilds = [fake_discord.add_guild(f"server{g}") for g in range(2)]
@@ -100,21 +104,10 @@ async def test_many_channels_and_users_at_once(fake_discord: FakeDiscord, tmp_pa
     backend = ScriptedBackend([answer], chunk_delay=0.005)
     config = make_config(fake_discord, tmp_path, discord={"user_cooldown": 2.0, "queue_size": 2, "edit_interval": 1.0})
     sent = 0
-    lag = 0.0
-    running = True
-
-    async def watch_loop() -> None:
-        nonlocal lag
-        last = time.perf_counter()
-        while running:
-            await asyncio.sleep(0.02)
-            now = time.perf_counter()
-            lag = max(lag, now - last - 0.02)
-            last = now
-
+    lag = LoopLag()
     async with running_bot(fake_discord, config, backend):
         freeze_startup()  # as `python -m bot run` does once started: full collections skip what start-up made
-        watcher = asyncio.create_task(watch_loop())
+        watcher = asyncio.create_task(lag.run())
         try:
             rss_start = rss_mb()
             deadline = time.monotonic() + SECONDS
@@ -131,13 +124,13 @@ async def test_many_channels_and_users_at_once(fake_discord: FakeDiscord, tmp_pa
             await fake_discord.wait_for(lambda: not tally.pending, timeout=60)
             rss_end = rss_mb()
         finally:
-            running = False
-            await watcher
+            watcher.cancel()
             gc.unfreeze()
 
     print(
         f"\nload: {sent} mentions in {SECONDS:.0f} s over {CHANNELS} channels / {USERS} users: "
-        f"{tally.answered} answered, {tally.turned_away} turned away; largest event-loop lag {lag * 1000:.0f} ms; "
+        f"{tally.answered} answered, {tally.turned_away} turned away; largest event-loop lag {lag.worst * 1000:.0f} ms "
+        f"(this process running: {lag.worst_own * 1000:.0f} ms; longest GC {lag.worst_gc * 1000:.0f} ms); "
         f"RSS {rss_start:.0f} -> {rss_end:.0f} MB; 429s from the fake: {len(fake_discord.rate_limited)}"
     )
     assert tally.wrong_channel == 0, "a reply went to the wrong channel"
@@ -148,5 +141,7 @@ async def test_many_channels_and_users_at_once(fake_discord: FakeDiscord, tmp_pa
     limiter = fake_discord.rate_limiter
     capacity = CHANNELS * (limiter.limit + SECONDS * limiter.limit / limiter.per) / 2
     assert tally.answered >= 0.6 * min(capacity, sent), f"{tally.answered} replies, the rate limits allow {capacity:.0f}"
-    assert lag < 0.5  # far below Discord's ~41 s heartbeat; a blocked loop would show seconds
+    # far below Discord's ~41 s heartbeat; a blocked loop would show seconds. Wall-clock lag also counts the
+    # time a busy machine gave this process no CPU, so the bound is on the part it spent running.
+    assert lag.worst_own < 0.5
     assert rss_end - rss_start < 60
