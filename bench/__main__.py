@@ -29,6 +29,7 @@ from bench.machine import describe_machine, load_average
 from bench.overhead import Overhead, measure_overhead
 from bench.replay import generate_replay
 from bench.report import Report, Setting, final_lines, render
+from bench.soak_report import keep_section
 from bench.stats import summarise
 from bench.worker import load_run
 
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         settings=settings,
         overheads=overheads,
     )
-    args.output.write_text(render(report), encoding="utf-8")
+    previous = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    args.output.write_text(keep_section(render(report), previous), encoding="utf-8")  # the soak's section stays
     print(f"\nWrote {_relative(args.output)}\n", flush=True)
     _print_summary(report)
     for line in final_lines(report):

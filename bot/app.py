@@ -27,8 +27,10 @@ from bot.config import Config, load_config
 from bot.conversations import Conversations
 from bot.discord_io import NO_PINGS, ChannelHistory, Responder, ScenePlay, Webhooks
 from bot.errors import BotError, CardError, ConfigError
+from bot.heap import freeze_startup
 from bot.lifecycle import Stopped, retry_until_up, stop_on_signals, until_stopped, within
-from bot.metrics import BackendWatch, LoopLagMonitor, Metrics, shard_label
+from bot.looplag import start_lag_log
+from bot.metrics import BackendWatch, Metrics, loop_lag_monitor, shard_label
 from bot.ops_server import OpsServer, parse_listen
 from bot.readahead import ReadAhead
 from bot.scheduling import ChannelScheduler, Cooldowns
@@ -188,7 +190,7 @@ class TroupeBot(commands.Bot):
         }, host=host, port=port)
         await self.ops.start()
         self._ops_tasks = [asyncio.create_task(self.backend_watch.run(), name="troupe-backend-watch"),
-                           asyncio.create_task(LoopLagMonitor(self.metrics).run(), name="troupe-loop-lag")]
+                           asyncio.create_task(loop_lag_monitor(self.metrics).run(), name="troupe-loop-lag")]
 
     def _shard_label(self) -> str:
         if isinstance(self, discord.AutoShardedClient):
@@ -367,6 +369,7 @@ _CLOSE_GRACE = 3.0  # seconds to say goodbye to Discord at shutdown before givin
 
 
 async def _serve(config: Config, token: str) -> int:
+    start_lag_log()  # only when TROUPE_LAG_LOG names a file (the soak reads it)
     point_discord_at(config.discord.api_url, config.discord.gateway_url)
     stop = asyncio.Event()
     with stop_on_signals(stop):  # from here on SIGTERM / Ctrl-C end the process within seconds
@@ -382,6 +385,7 @@ async def _serve(config: Config, token: str) -> int:
                     config=config, service=ChatService(backend, config, conversations), library=library,
                     store=store, config_path=config.source,
                 )
+                log.debug("Froze %d start-up objects", freeze_startup())  # shorter garbage collections
                 try:
                     await _log_in(bot, token, config.discord.api_url, stop)
                     await until_stopped(bot.connect(), stop)

@@ -71,10 +71,12 @@ class TokenCounter:
     a text that was not primed is estimated (:func:`bot.text.estimate_tokens`).
     """
 
-    def __init__(self, backend: Backend, *, capacity: int = 20_000) -> None:
+    def __init__(self, backend: Backend, *, capacity: int = 20_000, max_chars: int = 4_000_000) -> None:
         self._backend = backend
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._capacity = capacity
+        self._max_chars = max_chars  # the texts are the memory: bound them, not only their number
+        self._chars = 0
         self.misses: list[str] = []
 
     async def prime(self, texts: Sequence[str]) -> None:
@@ -102,9 +104,17 @@ class TokenCounter:
         return max(1, estimate_tokens(text))
 
     def _remember(self, text: str, n: int) -> None:
+        if self._cache.pop(text, None) is None:
+            self._chars += len(text)
         self._cache[text] = n
-        if len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+        while len(self._cache) > self._capacity or self._chars > self._max_chars:
+            oldest, _ = self._cache.popitem(last=False)
+            self._chars -= len(oldest)
+
+    @property
+    def cached_chars(self) -> int:
+        """Characters of text the cache holds."""
+        return self._chars
 
 
 @dataclass

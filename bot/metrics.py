@@ -4,7 +4,7 @@
 the tests, each have theirs). The Responder, the chat cog and the app call its ``reply_*``
 methods with plain values; the gauges (queue depth, gateway latency) are read when scraped
 from callables the app hands in. :class:`BackendWatch` probes each backend (each member of a
-pool) on a timer, for ``troupe_backend_up`` and for ``/readyz``; :class:`LoopLagMonitor`
+pool) on a timer, for ``troupe_backend_up`` and for ``/readyz``; :func:`loop_lag_monitor`
 measures how late the event loop runs its timers. Every series has a ``shard`` label: a
 reply's is its server's shard, a process-wide series carries the shards the process runs.
 """
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.backends.base import Backend, Timings
+from bot.looplag import LoopLag
 
-__all__ = ["Metrics", "BackendWatch", "LoopLagMonitor", "MemberHealth", "OUTCOMES", "shard_label"]
+__all__ = ["Metrics", "BackendWatch", "loop_lag_monitor", "MemberHealth", "OUTCOMES", "shard_label"]
 
 log = logging.getLogger(__name__)
 
@@ -186,19 +187,6 @@ class BackendWatch:
             await asyncio.sleep(self.interval)
 
 
-class LoopLagMonitor:
-    """Sleeps ``interval`` seconds at a time and records how much later than asked it woke."""
-
-    def __init__(self, metrics: Metrics, interval: float = 0.25) -> None:
-        self.metrics = metrics
-        self.interval = interval
-        self.worst = 0.0
-
-    async def run(self) -> None:
-        """Measure until cancelled."""
-        while True:
-            started = time.perf_counter()
-            await asyncio.sleep(self.interval)
-            lag = max(0.0, time.perf_counter() - started - self.interval)
-            self.worst = max(self.worst, lag)
-            self.metrics.loop_lag.labels(self.metrics.process_shard).observe(lag)
+def loop_lag_monitor(metrics: Metrics, interval: float = 0.25) -> LoopLag:
+    """A :class:`bot.looplag.LoopLag` that feeds ``troupe_event_loop_lag_seconds`` (run it as a task)."""
+    return LoopLag(interval, observe=metrics.loop_lag.labels(metrics.process_shard).observe)

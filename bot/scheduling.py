@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -92,21 +93,31 @@ class ChannelScheduler:
 
 
 class Cooldowns:
-    """Per-user cooldown: ``hit`` returns 0 and records, or the seconds still to wait."""
+    """Per-user cooldown: ``hit`` returns 0 and records, or the seconds still to wait.
+
+    Only users still cooling down are remembered: each hit forgets, oldest first, the
+    users whose cooldown is over, so memory follows the users active within the last
+    ``seconds`` and no hit does more than its share of the forgetting."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
         self._clock = clock
-        self._last: dict[int, float] = {}
+        self._last: OrderedDict[int, float] = OrderedDict()  # oldest use first
 
     def hit(self, user_id: int) -> float:
         """Record a use by ``user_id`` if allowed; else how long until it is."""
         now = self._clock()
+        while self._last:
+            oldest, at = next(iter(self._last.items()))
+            if now - at < self.seconds:
+                break
+            del self._last[oldest]
         last = self._last.get(user_id)
-        if last is not None and now - last < self.seconds:
+        if last is not None:
             return self.seconds - (now - last)
         self._last[user_id] = now
-        if len(self._last) > 10_000:  # forget users whose cooldown is long over
-            horizon = now - self.seconds
-            self._last = {u: t for u, t in self._last.items() if t > horizon}
         return 0.0
+
+    def __len__(self) -> int:
+        """How many users are cooling down."""
+        return len(self._last)

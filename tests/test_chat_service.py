@@ -9,7 +9,7 @@ import pytest
 from bot.backends.llama_cpp import LlamaCppBackend
 from bot.backends.scripted import ScriptedBackend
 from bot.cards.model import Character
-from bot.chat import ChatService
+from bot.chat import ChatService, TokenCounter
 from bot.config import parse_config
 from bot.errors import BackendUnavailable
 from bot.prompt.types import Turn
@@ -128,3 +128,14 @@ async def test_reply_opening_as_another_speaker_is_never_shown(scripted: Scripte
     reply = await service(scripted).reply(ARIA, TURNS)
     assert await reply.collect() == "The pie? Brave."
     assert reply.stats.retries == 1
+
+
+async def test_token_counter_bounds_the_text_it_keeps_by_size(scripted: ScriptedBackend) -> None:
+    counter = TokenCounter(scripted, max_chars=10_000)
+    texts = [f"{i} " + "long message " * 80 for i in range(50)]  # about 1 KB each
+    await counter.prime(texts)
+    counter.misses.clear()
+    counter.count(texts[-1])
+    counter.count(texts[0])
+    assert counter.cached_chars <= 10_000
+    assert counter.misses == [texts[0]]  # the oldest were let go, the newest kept

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import discord
@@ -16,7 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from fakediscord import FakeDiscord, FakeDiscordError, Perm, User, run_client
-from fakediscord.fixtures import fake_discord  # noqa: F401  (pytest fixture)
+from fakediscord.fixtures import check_clean, fake_discord  # noqa: F401  (pytest fixture)
 from fakediscord.model import Channel, Guild, Role
 
 pytestmark = [pytest.mark.discord, pytest.mark.timeout(30)]
@@ -289,6 +294,7 @@ async def test_json_answers_have_exact_content_type_and_bot_routes_need_the_toke
     assert (denied, body) == (401, {"message": "401: Unauthorized", "code": 0})
 
 
+@pytest.mark.fake_discord_unhandled_ok
 async def test_unimplemented_route_is_recorded_as_unhandled(scene: Scene) -> None:
     status, _, _ = await raw(scene.fake, "GET", "/voice/regions", headers={"Authorization": f"Bot {scene.fake.token}"})
     assert status == 404
@@ -738,3 +744,76 @@ async def test_conflicting_allowed_mentions_are_refused(scene: Scene) -> None:
         json={"content": "hi", "allowed_mentions": {"parse": ["users"], "users": [str(scene.alice.id)]}},
     )
     assert (status, body["code"]) == (400, 50035)
+
+
+# -- long runs and the fixture's own check -----------------------------------------------------
+
+
+async def test_keep_at_most_forgets_a_channels_oldest_messages(scene: Scene) -> None:
+    scene.fake.keep_at_most(messages_per_channel=3, requests=10)
+    said = [await scene.fake.user_says(scene.channel, scene.alice, f"line {i}") for i in range(5)]
+    assert scene.fake.messages(scene.channel) == said[-3:]
+    assert said[0].id not in scene.fake.world.messages
+    auth = {"Authorization": f"Bot {scene.fake.token}"}
+    for _ in range(12):
+        await raw(scene.fake, "GET", "/users/@me", headers=auth)
+    status, _, history = await raw(scene.fake, "GET", f"/channels/{scene.channel.id}/messages", headers=auth)
+    assert status == 200 and [m["content"] for m in history] == ["line 4", "line 3", "line 2"]
+    assert len(scene.fake.requests) == 10
+    assert scene.fake.api.tally[("GET", "/users/@me", 200)] == 12
+
+
+@pytest.mark.fake_discord_unhandled_ok
+async def test_the_fixture_check_fails_on_an_unhandled_request(scene: Scene) -> None:
+    check_clean(scene.fake)  # nothing unhandled yet
+    await raw(scene.fake, "GET", "/voice/regions", headers={"Authorization": f"Bot {scene.fake.token}"})
+    with pytest.raises(pytest.fail.Exception, match="unhandled: GET /voice/regions"):
+        check_clean(scene.fake)
+
+
+async def _start_process_fake(*args: str) -> tuple[asyncio.subprocess.Process, dict[str, object]]:
+    tests = Path(__file__).resolve().parent
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fakediscord", *args, cwd=tests.parent,
+        env={**os.environ, "PYTHONPATH": str(tests)}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 20)
+    return proc, json.loads(line)
+
+
+async def test_the_process_fake_says_how_many_requests_it_answered_and_exits_zero() -> None:
+    proc, ready = await _start_process_fake()
+    try:
+        client = discord.Client(intents=discord.Intents.default())
+        old_base = discord.http.Route.BASE
+        discord.http.Route.BASE = str(ready["api_url"])
+        try:
+            await client.login(str(ready["token"]))
+            assert client.user is not None and client.user.name == "Troupe"
+        finally:
+            await client.close()
+            discord.http.Route.BASE = old_base
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    assert b"0 unhandled, 0 crashes" in err
+
+
+async def test_the_process_fake_exits_non_zero_after_an_unhandled_request() -> None:
+    proc, ready = await _start_process_fake()
+    try:
+        async with aiohttp.ClientSession() as session:
+            headers = {"Authorization": f"Bot {ready['token']}"}
+            async with session.get(f"{ready['api_url']}/voice/regions", headers=headers) as response:
+                assert response.status == 404
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.returncode == 1
+    assert b"unhandled: GET /voice/regions" in err

@@ -61,3 +61,13 @@ def test_cooldown_turns_away_until_it_passes() -> None:
     assert cooldowns.hit(2) == 0
     now[0] += 2.5
     assert cooldowns.hit(1) == 0
+
+
+def test_cooldowns_remember_only_users_still_cooling_down() -> None:
+    now = [100.0]
+    cooldowns = Cooldowns(3.0, clock=lambda: now[0])
+    for user in range(1000):
+        cooldowns.hit(user)
+    now[0] += 3.0
+    cooldowns.hit(5000)
+    assert len(cooldowns) == 1  # a weeks-long run keeps only the last few seconds' users

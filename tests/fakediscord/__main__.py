@@ -5,7 +5,9 @@ addresses (``api_url``, ``gateway_url``, ``token``, ``guild_id``, ``channel_id``
 until SIGTERM or Ctrl-C. With ``--say TEXT`` it is a one-shot check for a bot in another
 process (or container): once the bot is connected, the member says TEXT mentioning it; the
 bot's reply is printed as a second JSON line and the exit code is 0, or 1 if no reply
-came within ``--timeout`` seconds.
+came within ``--timeout`` seconds. Either way it says on stderr, on the way out, how many
+requests it answered, and exits 1 if any request reached a route it does not implement or
+crashed it (the fake stays strict when it is a process too).
 """
 
 from __future__ import annotations
@@ -36,9 +38,21 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(args: argparse.Namespace) -> int:
     fake = await FakeDiscord(token=args.token).start(args.port)
     try:
-        return await _run(fake, args)
+        code = await _run(fake, args)
     finally:
         await fake.close()
+    return _strictness(fake) or code
+
+
+def _strictness(fake: FakeDiscord) -> int:
+    """Say on stderr what the fake answered; 1 if the bot sent a request it does not implement or crashed it."""
+    print(f"fake Discord: {len(fake.requests)} requests answered, {len(fake.unhandled)} unhandled, "
+          f"{len(fake.crashes)} crashes", file=sys.stderr)
+    for record in fake.unhandled:
+        print(f"  unhandled: {record.method} {record.path}", file=sys.stderr)
+    for record, exc in fake.crashes:
+        print(f"  crashed on {record.method} {record.path}: {exc!r}", file=sys.stderr)
+    return 1 if fake.unhandled or fake.crashes else 0
 
 
 async def _run(fake: FakeDiscord, args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,9 +100,11 @@ class Api:
         self.base = base
         self.token = token
         self.faults = faults
-        self.requests: list[RecordedRequest] = []
+        self.requests: deque[RecordedRequest] = deque()
         self.unhandled: list[RecordedRequest] = []
         self.crashes: list[tuple[RecordedRequest, BaseException]] = []
+        #: answers given, by (method, route as registered, status): cheap to keep for any length of run
+        self.tally: Counter[tuple[str, str, int]] = Counter()
         app.middlewares.append(self._middleware)
 
     def add(self, method: str, path: str, handler: Handler, *, auth: bool = True) -> None:
@@ -152,4 +155,7 @@ class Api:
             self.crashes.append((record, exc))
             response = json_response({"message": f"fake Discord crashed: {exc!r}", "code": 0}, 400)
         record.status = response.status
+        route = request.match_info.route.resource
+        path = route.canonical[len(self.base):] if route is not None else record.path
+        self.tally[(record.method, path, response.status)] += 1
         return response

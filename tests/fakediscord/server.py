@@ -8,6 +8,7 @@ import logging
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -67,7 +68,7 @@ class FakeDiscord:
         self.advertise_rate_limits = advertise_rate_limits
         self.rate_limited: list[tuple[int, float]] = []
         self.max_upload = max_upload
-        self.typing: list[tuple[int, float]] = []
+        self.typing: deque[tuple[int, float]] = deque()
         self.faults = FaultInjector()
         self.port: int | None = None
         #: the shard count GET /gateway/bot recommends (what ``shard_count: auto`` runs)
@@ -367,7 +368,7 @@ class FakeDiscord:
     def sent_by_bot(self, channel: Channel | None = None, *, include_deleted: bool = False) -> list[Message]:
         """What the bot posted (itself, via its webhooks, or answering interactions), oldest first."""
         return [
-            m for m in sorted(self.world.messages.values(), key=lambda m: m.id)
+            m for m in self.world.messages.values()  # stored in id order
             if self.is_from_bot(m) and (channel is None or m.channel is channel) and (include_deleted or not m.deleted)
         ]
 
@@ -376,9 +377,18 @@ class FakeDiscord:
         return [m for m in self.sent_by_bot(channel, include_deleted=True) if m.pings]
 
     @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every REST request received, in order."""
+    def requests(self) -> deque[RecordedRequest]:
+        """Every REST request received, in order (the newest ones only after :meth:`keep_at_most`)."""
         return self.api.requests
+
+    def keep_at_most(self, *, messages_per_channel: int, requests: int) -> None:
+        """Bound the fake's own memory for long runs: each channel keeps its newest
+        ``messages_per_channel`` messages (older ones are gone from history, ``world.messages``
+        and the CDN, as if never stored), and :attr:`requests` and :attr:`typing` keep the
+        newest ``requests`` entries. Unhandled requests and crashes are always all kept."""
+        self.world.retain_messages = messages_per_channel
+        self.api.requests = deque(self.api.requests, maxlen=requests)
+        self.typing = deque(self.typing, maxlen=requests)
 
     @property
     def errors(self) -> list[RecordedRequest]:

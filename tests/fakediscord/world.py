@@ -63,6 +63,8 @@ class World:
         self.app_owner = self.add_user("app-owner")
         self.cdn_base = ""
         self.attachments: dict[int, Attachment] = {}
+        #: when set, a channel keeps only its newest this-many messages (see FakeDiscord.keep_at_most)
+        self.retain_messages: int | None = None
         self._listeners: list[Callable[[Event], None]] = []
 
     # -- events --------------------------------------------------------------------------
@@ -288,8 +290,15 @@ class World:
         )
 
     def _append(self, message: Message) -> None:
-        message.channel.messages.append(message)
+        kept = message.channel.messages
+        kept.append(message)
         self.messages[message.id] = message
+        if self.retain_messages is not None:
+            while len(kept) > self.retain_messages:
+                old = kept.pop(0)
+                self.messages.pop(old.id, None)
+                for attachment in old.attachments:
+                    self.attachments.pop(attachment.id, None)
 
     def _message_event(self, name: str, message: Message) -> Event:
         guild = message.channel.guild

@@ -15,8 +15,10 @@ and the ``/v1/internal/*`` routes (token count, model info/list/load, stop).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +63,8 @@ class FakeOpenAIServer(FakeServer):
     """See the module docstring."""
 
     reply: list[str] = field(default_factory=lambda: ["Hello", " there", ",", " friend", "."])
+    #: when set, the reply to each request: a function of its prompt (the messages as JSON in chat mode)
+    reply_for: Callable[[str], list[str]] | None = None
     models: list[dict[str, Any]] = field(default_factory=lambda: [{"id": "fake-model"}])
     api_key: str | None = None
     n_ctx: int = 4096
@@ -156,7 +160,8 @@ class FakeOpenAIServer(FakeServer):
                 "messages" if chat else "prompt",
             )
         stops = body.get("stop") or []
-        plan = plan_reply(self.reply, [stops] if isinstance(stops, str) else stops, body.get("max_tokens"))
+        pieces = self.reply_for(text) if self.reply_for is not None else self.reply
+        plan = plan_reply(pieces, [stops] if isinstance(stops, str) else stops, body.get("max_tokens"))
         finish = "length" if plan.finish == "limit" else "stop"
         usage = {"prompt_tokens": n_prompt, "completion_tokens": len(plan.pieces), "total_tokens": n_prompt + len(plan.pieces)}
         if self.misbehave == Misbehaviour.HANG:
@@ -211,7 +216,8 @@ class FakeOpenAIServer(FakeServer):
         if self.misbehave != Misbehaviour.NO_FINAL:
             await self.write(request, response, f"data: {json.dumps(self._chunk(chat, None, finish) | {'usage': usage})}\n\n")
             await self.write(request, response, "data: [DONE]\n\n")
-        await response.write_eof()
+        with contextlib.suppress(ConnectionError):  # a client may hang up once it has the finish reason
+            await response.write_eof()
         return response
 
     async def _props(self, request: web.Request) -> web.Response:
