@@ -29,11 +29,13 @@ class _Fetched:
 class HistoryMirror:
     """Recent channel history from the gateway cache plus one fetch per channel."""
 
-    def __init__(self, client: discord.Client, *, cache_size: int, channels: int = 500) -> None:
+    def __init__(self, client: discord.Client, *, cache_size: int, channels: int = 500,
+                 messages: int = 20_000) -> None:
         self._client = client
         self._cache_size = cache_size  # the client's max_messages
         self._fetched: OrderedDict[int, _Fetched] = OrderedDict()
         self._channels = channels
+        self._messages = messages  # fetched messages kept in all (the channels least used go first)
         self._session_start = time_snowflake(datetime.datetime.now(datetime.timezone.utc))
 
     def new_session(self) -> None:
@@ -60,7 +62,9 @@ class HistoryMirror:
         """Keep a fetch: ``messages`` (oldest first) are all of the channel's before id ``until``."""
         self._fetched[channel_id] = _Fetched(list(messages), until)
         self._fetched.move_to_end(channel_id)
-        while len(self._fetched) > self._channels:
+        while len(self._fetched) > 1 and (
+            len(self._fetched) > self._channels or sum(len(f.messages) for f in self._fetched.values()) > self._messages
+        ):
             self._fetched.popitem(last=False)
 
     def edited(self, payload: discord.RawMessageUpdateEvent) -> None:
