@@ -39,6 +39,7 @@ reply_log = logging.getLogger(REPLIES)  # one INFO line per reply
 _BUDGET_MARGIN = 16  # BOS and the gap between summed piece counts and the joined text
 _STATS_KEPT = 1024  # conversations whose last reply's stats are kept for /stats
 _CHUNKS_AFTER_STOP = 4  # chunks read past a stop while waiting for the backend's final timings
+_SLIDE_AHEAD_LOOKBACK = 6  # recent turns whose longest person's message sizes the next one (slide ahead)
 _NAME_TOKENS = 12  # tokens the model director may write for a speaker's name
 _NAME_CHARS = 80  # and characters
 
@@ -273,10 +274,29 @@ class ChatService:
         prewarm = getattr(self.backend, "prewarm", None)
         if prewarm is None or not turns or not self.config.prompt.read_ahead:
             return 0
+        await self._slide_ahead(character, turns, conversation, cast)
         prompt = await self.build(character, turns, conversation=conversation, cast=cast)
         await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=False)
         history = prompt.text[: prompt.history_end]
         return int(await prewarm(conversation, history, special_tokens=prompt.special_tokens, only_if_idle=True))
+
+    async def _slide_ahead(
+        self, character: Character, turns: Sequence[Turn], conversation: str, cast: Sequence[Character]
+    ) -> None:
+        """Where the backend cannot shift a conversation's cached window (``shifts_cache``), a
+        slide re-reads the whole window: when one more message like the recent ones would make
+        the window slide, slide it now, so the read-ahead that follows pays for the re-read
+        while the conversation is quiet and the next reply reads only its own message."""
+        shifts = getattr(self.backend, "shifts_cache", None)
+        anchor = (await self.conversations.get(conversation)).anchor
+        if shifts is None or shifts(conversation) or anchor is None:
+            return
+        recent = [turn for turn in turns[-_SLIDE_AHEAD_LOOKBACK:] if turn.role != "character"] or turns[-1:]
+        upcoming = replace(max(recent, key=lambda turn: len(turn.text)), id=None)  # the next message's size
+        trial = await self.build(character, [*turns, upcoming], conversation=conversation, cast=cast)
+        if trial.first_turn_id is not None and trial.first_turn_id != anchor:
+            await self.conversations.window_moved(conversation, trial.first_turn_id, replied=False)
+            log.debug("Window of %s slid ahead of the next message (to %s)", conversation, trial.first_turn_id)
 
     async def pick_speaker(
         self, cast: Sequence[Character], turns: Sequence[Turn], *, conversation: str | None = None,

@@ -44,3 +44,8 @@ def characters_dir() -> Path:
 
 from fakediscord.fixtures import fake_discord  # noqa: E402,F401  (the strict local Discord)
 from postgres_fixtures import postgres_server, postgres_url, store_url  # noqa: E402,F401  (a real PostgreSQL)
+from llama_server_real import (  # noqa: E402,F401  (llama.cpp's real server, started on 127.0.0.1)
+    llama_server,
+    llama_server_shifting,
+    start_llama_server,
+)

@@ -27,6 +27,7 @@ LONG_REPLY = [f" word{i}" for i in range(200)]
 
 
 def make(url: str, **fields: object) -> LlamaServerBackend:
+    fields.setdefault("cache_reuse", 0)  # no start-up shift probe: only the requests under test reach the fake
     return http_backend("llama_server", url, **fields)  # type: ignore[no-any-return]
 
 

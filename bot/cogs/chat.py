@@ -87,6 +87,8 @@ class ChatCog(commands.Cog):
             async with slot:
                 speakers = await bot.scene_play.speakers(message, cast, decision.addressed)
                 await bot.scene_play.answer(message, speakers)
+            if bot.config.prompt.read_ahead:  # the reply, and the next window where it must slide
+                bot.read_ahead.soon(message.channel.id, lambda: bot.responder.read_ahead(message.channel))
         except asyncio.CancelledError:
             if bot.is_closed():
                 raise

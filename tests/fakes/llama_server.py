@@ -90,6 +90,7 @@ class FakeLlamaServer(FakeServer):
         return web.json_response({
             "default_generation_settings": {"n_ctx": self.n_ctx, "params": {"n_predict": -1, "temperature": 0.8}},
             "total_slots": self.total_slots,
+            "model_alias": self.model_path,  # recent builds (b11434): the path when no --alias is given
             "model_path": self.model_path,
             "chat_template": "",
             "build_info": "b6000-fake",
