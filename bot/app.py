@@ -30,6 +30,7 @@ from bot.errors import BotError, CardError, ConfigError
 from bot.heap import freeze_startup
 from bot.lifecycle import Stopped, retry_until_up, stop_on_signals, until_stopped, within
 from bot.looplag import start_lag_log
+from bot.memory import Memory
 from bot.metrics import BackendWatch, Metrics, loop_lag_monitor, shard_label
 from bot.ops_server import OpsServer, parse_listen
 from bot.readahead import ReadAhead
@@ -83,11 +84,15 @@ class TroupeBot(commands.Bot):
         self.store = store
         self.conversations = service.conversations
         self.webhooks = Webhooks(self, store)
+        if service.memory is None:
+            service.memory = Memory(store, lambda: self.config.memory)
+        self.memory = service.memory
         self.scheduler = ChannelScheduler(config.discord.queue_size)
         self.cooldowns = Cooldowns(config.discord.user_cooldown)
         self.history = ChannelHistory(
             self, cache_size=self.message_cache_size, webhook_ids=lambda: self.webhooks.known_ids,
             window=lambda: self.config.prompt.history_messages, ooc_prefixes=lambda: self.config.discord.ooc_prefixes,
+            memory=self.memory,
         )
         self.metrics = Metrics()
         self.responder = Responder(
@@ -105,6 +110,7 @@ class TroupeBot(commands.Bot):
         self.ops: OpsServer | None = None  # metrics and health routes (metrics.listen)
         self.backend_watch: BackendWatch | None = None
         self._ops_tasks: list[asyncio.Task[None]] = []
+        self._pruning: asyncio.Task[None] | None = None
 
     @property
     def backend(self) -> Backend:
@@ -118,6 +124,7 @@ class TroupeBot(commands.Bot):
         from bot.cogs.characters import CharactersCog
         from bot.cogs.chat import ChatCog
         from bot.cogs.conversation import ConversationCog
+        from bot.cogs.memory import MemoryCog
         from bot.cogs.scene import SceneCog
         from bot.cogs.settings import SettingsCog
 
@@ -127,11 +134,13 @@ class TroupeBot(commands.Bot):
         await self.add_cog(AdminCog(self))
         await self.add_cog(SettingsCog(self))
         await self.add_cog(SceneCog(self))
+        await self.add_cog(MemoryCog(self))
         if self.config.discord.sync_commands:
             synced = await self.tree.sync()
             log.info("Synced %d slash commands", len(synced))
         self._prewarming = asyncio.create_task(self.prewarm_channels())
         self._watching = asyncio.create_task(self.watch_characters())
+        self._pruning = asyncio.create_task(self.memory.prune_forever())
         await self.start_events()
         await self.start_operations()
 
@@ -302,7 +311,7 @@ class TroupeBot(commands.Bot):
 
     async def close(self) -> None:
         """Cancel running generations and handlers, then disconnect."""
-        for background in (self._prewarming, self._watching, *self._ops_tasks):
+        for background in (self._prewarming, self._watching, self._pruning, *self._ops_tasks):
             if background is not None:
                 background.cancel()
         if self.ops is not None:
@@ -315,6 +324,7 @@ class TroupeBot(commands.Bot):
         if handlers:
             log.info("Cancelled %d running reply handler(s)", len(handlers))
             await asyncio.gather(*handlers, return_exceptions=True)
+        await self.memory.settle()  # what was seen is written before the store closes
         await super().close()
 
 

@@ -17,19 +17,24 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from bot.backends.base import Backend, GenerationRequest, Sampling, Timings
 from bot.cards.model import Character
 from bot.config import Config, SamplingSettings
-from bot.conversations import Conversations
+from bot.conversations import Conversation, Conversations
 from bot.director import member_named
 from bot.logs import REPLIES
+from bot.memory.summary import Summaries
 from bot.prompt import StopScanner, build_prompt, sanitize_name
 from bot.prompt.reasoning import ReasoningFilter
 from bot.prompt.repetition import RepetitionGuard
 from bot.prompt_formats import PromptFormats
 from bot.prompt.types import Prompt, Turn
 from bot.text import estimate_tokens
+
+if TYPE_CHECKING:
+    from bot.memory import Memory
 
 __all__ = ["ChatService", "ReplyStream", "ReplyStats", "TokenCounter", "reply_summary", "resolve_sampling"]
 
@@ -176,12 +181,16 @@ class ReplyStream:
 class ChatService:
     """Builds prompts, drives the backend, enforces stops; shared by console, Discord and benchmarks."""
 
-    def __init__(self, backend: Backend, config: Config, conversations: Conversations | None = None) -> None:
+    def __init__(self, backend: Backend, config: Config, conversations: Conversations | None = None,
+                 memory: Memory | None = None) -> None:
         self.backend = backend
         self.config = config
         self.conversations = conversations or Conversations(None)
+        self.memory = memory  # recall of older talk (None: none)
+        self.summaries = Summaries(self)  # running summaries, folded in while idle
         self.counter = TokenCounter(backend)
         self._last_stats: OrderedDict[str, ReplyStats] = OrderedDict()
+        self._last_prompts: OrderedDict[str, Prompt] = OrderedDict()
         self._n_ctx: int | None = None
         self.formats = PromptFormats(backend, config.prompt)
 
@@ -195,6 +204,13 @@ class ChatService:
     def last_stats(self, conversation: str) -> ReplyStats | None:
         """What the conversation's last reply cost (None before its first reply)."""
         return self._last_stats.get(conversation)
+
+    def last_prompt(self, conversation: str) -> Prompt | None:
+        """The prompt of the conversation's last reply (for ``/context``; None before its first reply)."""
+        return self._last_prompts.get(conversation)
+
+    def _remembers(self, state: Conversation | None) -> bool:
+        return self.memory is not None and state is not None and self.memory.remembers(state)
 
     async def context_size(self) -> int:
         """The backend's context window (asked once)."""
@@ -222,12 +238,19 @@ class ChatService:
         prefill: str = "",
         note: str = "",
         cast: Sequence[Character] = (),
+        recalled: Sequence[Turn] = (),
     ) -> Prompt:
         """The prompt for the character's next reply, fitted to the budget (``note``: the
         channel's author's note, placed after the history; ``cast``: a scene's members, in
-        order, who share one prompt)."""
+        order, who share one prompt; ``recalled``: older lines memory found for the newest
+        turn). Where the conversation remembers, its summary goes in and room for recalled
+        lines is kept whether or not there are any."""
         budget = await self.budget()
-        anchor = (await self.conversations.get(conversation)).anchor if conversation else None
+        state = await self.conversations.get(conversation) if conversation else None
+        anchor = state.anchor if state else None
+        remembers = self._remembers(state)
+        summary = (state.summary or "") if remembers and state else ""
+        recall_room = self.config.memory.recall_tokens if remembers else 0
         template = await self.formats.template(conversation, self.config.prompt)
 
         def build(count: Callable[[str], int]) -> Prompt:
@@ -243,6 +266,9 @@ class ChatService:
                 note=note,
                 template=template,
                 cast=cast,
+                summary=summary,
+                recalled=recalled,
+                recall_room=recall_room,
             )
 
         # Remote tokenizers are asynchronous: a first pass learns which texts the
@@ -274,8 +300,11 @@ class ChatService:
         prewarm = getattr(self.backend, "prewarm", None)
         if prewarm is None or not turns or not self.config.prompt.read_ahead:
             return 0
+        state = await self.conversations.get(conversation)
         await self._slide_ahead(character, turns, conversation, cast)
         prompt = await self.build(character, turns, conversation=conversation, cast=cast)
+        if self._remembers(state):
+            self._note_slide(conversation, character, turns, state.anchor, prompt.first_turn_id, cast)
         await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=False)
         history = prompt.text[: prompt.history_end]
         return int(await prewarm(conversation, history, special_tokens=prompt.special_tokens, only_if_idle=True))
@@ -332,6 +361,43 @@ class ChatService:
         log.debug("Model director in %s wrote %r: %s", conversation, written, chosen or "nobody of the cast")
         return chosen
 
+    def _note_slide(self, conversation: str, character: Character, turns: Sequence[Turn],
+                    before: str | None, after: str | None, cast: Sequence[Character] = ()) -> None:
+        """If the window's start moved on from ``before`` to ``after``, the turns between go to
+        the running summary (folded in later, while idle)."""
+        ids = [turn.id for turn in turns]
+        if before is None or after is None or before == after or before not in ids or after not in ids:
+            return
+        dropped = list(turns[ids.index(before): ids.index(after)])
+        if dropped:
+            self.summaries.slid(conversation, character, dropped, turns, cast)
+
+    async def prompt_for(
+        self, character: Character, turns: Sequence[Turn], *, conversation: str | None = None,
+        user_name: str | None = None, prefill: str = "", cast: Sequence[Character] = (),
+    ) -> Prompt:
+        """The prompt of the character's reply to ``turns`` now: the conversation's note, the
+        older lines its newest turn recalls (what lies before the window, after the fence), and
+        the window's start told to :class:`Conversations` (a slide noted for the summary)."""
+        state = await self.conversations.get(conversation) if conversation else None
+        note = (state.note or "") if state else ""
+        prompt = await self.build(
+            character, turns, conversation=conversation, user_name=user_name, prefill=prefill, note=note,
+            cast=cast,
+        )
+        if self.memory is not None and state is not None and turns and self._remembers(state):
+            recalled = await self.memory.recall(
+                state, turns[-1].text, before_id=prompt.first_turn_id, ignore=(character.display_name,)
+            )
+            if recalled:
+                prompt = await self.build(character, turns, conversation=conversation, user_name=user_name,
+                                          prefill=prefill, note=note, cast=cast, recalled=recalled)
+        if conversation:
+            if state is not None and self._remembers(state):
+                self._note_slide(conversation, character, turns, state.anchor, prompt.first_turn_id, cast)
+            await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=True)
+        return prompt
+
     async def reply(
         self,
         character: Character,
@@ -349,12 +415,8 @@ class ChatService:
 
         The conversation's note and window come from its owner (:class:`Conversations`),
         which learns where the window starts now and who spoke."""
-        note = (await self.conversations.get(conversation)).note or "" if conversation else ""
-        prompt = await self.build(
-            character, turns, conversation=conversation, user_name=user_name, prefill=prefill, note=note, cast=cast
-        )
-        if conversation:
-            await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=True)
+        prompt = await self.prompt_for(character, turns, conversation=conversation, user_name=user_name,
+                                       prefill=prefill, cast=cast)
         request = GenerationRequest(
             prompt=prompt.text,
             max_tokens=max_tokens or self.config.prompt.max_reply_tokens,
@@ -378,10 +440,11 @@ class ChatService:
         )
         if conversation:
             self.conversations.spoke(conversation, character.name)
-            self._last_stats[conversation] = stats
-            self._last_stats.move_to_end(conversation)
-            while len(self._last_stats) > _STATS_KEPT:
-                self._last_stats.popitem(last=False)
+            for kept, value in ((self._last_stats, stats), (self._last_prompts, prompt)):
+                kept[conversation] = value  # type: ignore[index]
+                kept.move_to_end(conversation)
+                while len(kept) > _STATS_KEPT:
+                    kept.popitem(last=False)
         thinking: list[ReasoningFilter] = []
         pieces = self._generate(request, character, prompt, stats, prefill, thinking)
         return ReplyStream(prompt=prompt, stats=stats, _pieces=pieces, _thinking=thinking)

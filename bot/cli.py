@@ -6,6 +6,8 @@
     card show FILE [--json]   how Troupe reads a card
     card convert FILE --to png|json|yaml
     serve                     the configured backend over HTTP (OpenAI-compatible)
+    prompt --history FILE [--character NAME] [--message "Name: text"] [--reply]
+                              the prompt the next reply would use, its parts marked
     store copy --from URL --to URL [--replace]
                               move the bot's state between stores (SQLite, PostgreSQL)
 """
@@ -45,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--cast", metavar="NAMES", help='a scene: several characters, e.g. "Aria,Captain Brass"')
 
     sub.add_parser("check", parents=[common], help="validate config and cards, report backend health")
+
+    prompt = sub.add_parser("prompt", parents=[common],
+                            help="show the prompt the next reply would use, parts marked",
+                            description="Play a transcript (one 'Name: text' line per message) into a fresh "
+                            "conversation, with memory as on Discord, and print the next reply's prompt.")
+    prompt.add_argument("--history", required=True, type=Path, metavar="FILE", help="the transcript")
+    prompt.add_argument("--character", metavar="NAME", help="who replies (default: the config's)")
+    prompt.add_argument("--message", metavar="'Name: text'", help="one more message, the one being answered")
+    prompt.add_argument("--reply", action="store_true", help="also generate the reply")
 
     card = sub.add_parser("card", help="inspect or convert a character card")
     card_sub = card.add_subparsers(dest="card_command", required=True, metavar="ACTION")
@@ -116,6 +127,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         ))
     if args.command == "check":
         return asyncio.run(commands.check(config))
+    if args.command == "prompt":
+        return asyncio.run(commands.prompt(
+            config, args.history, character=args.character, message=args.message, reply=args.reply
+        ))
     if args.command == "serve":
         return asyncio.run(commands.serve(config, host=args.host, port=args.port, token=args.token))
     return commands.run_discord(config)

@@ -19,7 +19,7 @@ from bot.store.urls import scheme_of, sqlite_path
 
 __all__ = [
     "card_convert", "card_show", "chat", "check", "check_store", "load", "load_library", "pick_character",
-    "run_discord", "serve", "store_copy",
+    "prompt", "run_discord", "serve", "store_copy",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,31 @@ async def chat(
         if start is not None:
             await start()  # load the model before the first line, not in the middle of a reply
         await console.run(stdin_lines())
+        return 0
+    finally:
+        await backend.aclose()
+
+
+async def prompt(
+    config: Config, history: Path, *, character: str | None, message: str | None, reply: bool
+) -> int:
+    """Print the prompt the next reply would use after the transcript in ``history``."""
+    from bot.transcript_replay import parse_transcript, replay
+
+    library = await asyncio.to_thread(load_library, config)
+    chosen = pick_character(config, library, character)
+    try:
+        lines = (await asyncio.to_thread(history.read_text, encoding="utf-8")).splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the transcript {history}: {exc}") from exc
+    if message is not None:
+        lines.append(message)
+    turns = parse_transcript(lines, chosen.display_name, source=str(history))
+    if not turns:
+        raise ConfigError(f"{history}: no messages (write one 'Name: text' line per message)")
+    backend = create_backend(config.backend)
+    try:
+        print(await replay(config, backend, chosen, turns, reply=reply), end="")
         return 0
     finally:
         await backend.aclose()

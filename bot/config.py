@@ -23,6 +23,7 @@ __all__ = [
     "SamplingConfig",
     "PromptConfig",
     "SceneConfig",
+    "MemoryConfig",
     "LlamaCppConfig",
     "HttpBackendConfig",
     "LlamaServerConfig",
@@ -369,6 +370,20 @@ class StoreConfig(Strict):
         return self
 
 
+class MemoryConfig(Strict):
+    """Memory beyond the prompt window: recall of older talk (and a running summary), per channel."""
+
+    enabled: bool = True
+    #: days a seen message stays searchable; older ones leave the index (pruned in the background)
+    keep_days: int = Field(90, ge=1)
+    #: prompt tokens at most for recalled lines (reserved while memory is on, so the window stays put)
+    recall_tokens: int = Field(120, ge=0, le=2000)
+    #: recalled messages at most per reply
+    recall_messages: int = Field(3, ge=0, le=20)
+    #: tokens at most of a channel's running summary
+    summary_tokens: int = Field(200, ge=0, le=2000)
+
+
 class ServeConfig(Strict):
     """``python -m bot serve``: the configured backend over HTTP."""
 
@@ -412,6 +427,7 @@ class Config(Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     #: ``text`` lines, or ``json``: one JSON object per line (for log collectors)
     log_format: Literal["text", "json"] = "text"
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     #: where the file was read from; relative paths in it are resolved against its folder

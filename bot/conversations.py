@@ -4,7 +4,8 @@ A conversation is a Discord channel or thread (keyed by its id as a string), the
 console (``"console"``) or a client of ``python -m bot serve`` (``"serve:..."``).
 Its state (the character chosen for it, a scene's cast, the ``/reset`` fence, the
 first message of the prompt window, the author's note, the wake-word switch, who
-spoke last) is read and changed here and nowhere else. Channel conversations are persisted in the store
+spoke last, the memory switch and the running summary) is read and changed here and
+nowhere else. Channel conversations are persisted in the store
 (write-through; a bounded cache in front of it), others live in memory only.
 
 Front ends (cogs, console, ``serve``, benchmarks) and the ChatService ask this
@@ -41,6 +42,8 @@ class Conversation:
     note: str | None = None  # the author's note to the character
     wake_words: bool | None = None  # None: the config's default
     cast: tuple[str, ...] = ()  # a scene's members (card names), in order; empty: the one character
+    memory: bool | None = None  # memory (recall, summary) here; None: the config's default
+    summary: str | None = None  # the running summary of what scrolled out of the window
 
     @property
     def channel_id(self) -> int | None:
@@ -53,6 +56,7 @@ class Conversation:
         return cls(
             key=str(state.channel_id), character=state.character, fence_id=state.fence_id,
             anchor=state.anchor_id, note=state.note, wake_words=state.wake_words, cast=state.cast or (),
+            memory=state.memory, summary=state.summary,
         )
 
 
@@ -194,9 +198,30 @@ class Conversations:
         await self._announce("server_changed", guild_id=guild_id)
 
     async def reset(self, key: str, fence_id: int) -> None:
-        """Forget the conversation up to and including message ``fence_id``."""
+        """Forget the conversation up to and including message ``fence_id``: its memory
+        (kept messages, summary) starts over too."""
         await self._persist(key, lambda store, channel: store.set_fence(channel, fence_id))
-        await self._change(key, fence_id=fence_id, anchor=None)
+        await self._persist(key, lambda store, channel: store.set_summary(channel, None))
+        await self._persist(key, lambda store, channel: store.forget_channel_memory(channel, upto=fence_id))
+        await self._change(key, fence_id=fence_id, anchor=None, summary=None)
+        await self._announce("conversation_changed", key=key)
+
+    async def set_memory(self, key: str, enabled: bool | None) -> None:
+        """Turn memory on or off (None: the config's default). Off also forgets what the
+        channel's memory held (kept messages and summary)."""
+        await self._persist(key, lambda store, channel: store.set_memory(channel, enabled))
+        if enabled is False:
+            await self._persist(key, lambda store, channel: store.set_summary(channel, None))
+            await self._persist(key, lambda store, channel: store.forget_channel_memory(channel))
+            await self._change(key, memory=enabled, summary=None)
+        else:
+            await self._change(key, memory=enabled)
+        await self._announce("conversation_changed", key=key)
+
+    async def set_summary(self, key: str, summary: str | None) -> None:
+        """Set (or with None clear) the running summary of what scrolled out of the window."""
+        await self._persist(key, lambda store, channel: store.set_summary(channel, summary or None))
+        await self._change(key, summary=summary or None)
         await self._announce("conversation_changed", key=key)
 
     async def set_note(self, key: str, note: str | None) -> None:
@@ -276,7 +301,7 @@ class Conversations:
         while len(self._servers) > self._capacity:
             self._servers.popitem(last=False)
 
-    async def _persist(self, key: str, write: Callable[[Store, int], Awaitable[None]]) -> None:
+    async def _persist(self, key: str, write: Callable[[Store, int], Awaitable[object]]) -> None:
         """Write a channel conversation's change to the store first (a failed write changes nothing)."""
         if self._store is not None and key.isdigit():
             await write(self._store, int(key))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import StoreError
-from bot.store import ChannelState, Store, Webhook, copy_store, open_store
+from bot.store import ChannelState, Remembered, Store, Webhook, copy_store, open_store
 from bot.store.urls import sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +24,8 @@ async def _fill(store: Store) -> None:
     await store.set_note(10, "It is night.")
     await store.set_cast(10, ["Aria", "Captain Brass"])
     await store.set_summary(10, "They met at the docks.")
+    await store.set_memory(10, False)
+    await store.remember([Remembered(1_234_567_890_123_456_790, 10, 5, "Alice", "My cat is Biscuit.", 1_700_000_000)])
     for channel in (11, 12, 10):  # 10 spoke last
         await store.set_anchor(channel, f"{channel}00")
     await store.set_guild_character(1, "Captain Brass")
@@ -36,8 +38,10 @@ async def _fill(store: Store) -> None:
 async def _assert_filled(store: Store) -> None:
     assert await store.channel(10) == ChannelState(
         10, "Aria", 1_234_567_890_123_456_789, "1000", False, "It is night.", ("Aria", "Captain Brass"),
-        "They met at the docks.",
+        "They met at the docks.", False,
     )
+    [kept] = await store.recall(10, ["biscuit"], after_id=0, before_id=2**63 - 1, limit=5)
+    assert kept.text == "My cat is Biscuit."  # the copy's recall index was built as it was written
     assert [s.channel_id for s in await store.recent_channels()] == [10, 12, 11]
     assert await store.guild_character(1) == "Captain Brass"
     assert await store.webhook(10) == Webhook(10, 77, "tok-a", "hash-1")
@@ -56,7 +60,7 @@ async def test_copy_moves_every_channel_server_and_webhook(sqlite_store: str, po
     async with open_store(source) as store:
         await _fill(store)
     counts = await copy_store(source, target)
-    assert counts == {"channels": 3, "guilds": 1, "webhooks": 1, "webhooks_used": 2}
+    assert counts == {"channels": 3, "guilds": 1, "webhooks": 1, "webhooks_used": 2, "memory": 1}
     async with open_store(target) as store:
         await _assert_filled(store)
 
@@ -80,7 +84,7 @@ async def test_copy_refuses_a_target_that_holds_state(sqlite_store: str, postgre
     with pytest.raises(StoreError, match=r"already holds state \(1 guilds\)"):
         await copy_store(sqlite_store, postgres_url)
     async with open_store(postgres_url) as store:
-        assert (await store.snapshot()).counts() == {"channels": 0, "guilds": 1, "webhooks": 0, "webhooks_used": 0}
+        assert (await store.snapshot()).counts() == {"channels": 0, "guilds": 1, "webhooks": 0, "webhooks_used": 0, "memory": 0}
 
 
 async def test_copy_with_replace_drops_what_the_target_held(sqlite_store: str, postgres_url: str) -> None:

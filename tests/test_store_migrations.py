@@ -18,7 +18,8 @@ from bot.store.urls import sqlite_url
 def _shape(path: Path) -> tuple[int, dict[str, tuple[str, ...]]]:
     with sqlite3.connect(path) as db:
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = [row[0] for row in db.execute(  # the recall index (FTS5 and its shadow tables) is derived, not data
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'memory_fts%' ORDER BY name")]
         return version, {t: tuple(row[1] for row in db.execute(f"PRAGMA table_info({t})")) for t in tables}
 
 

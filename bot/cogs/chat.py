@@ -15,6 +15,7 @@ import discord
 from discord.ext import commands
 
 from bot.discord_io.incoming import incoming
+from bot.discord_io.remembering import message_memory
 from bot.discord_io.scene_play import cast_members
 from bot.routing import Decision, Route, RouteSettings, allowed_here, decide
 
@@ -50,14 +51,17 @@ class ChatCog(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         """Answer the message if it is for the character and allowed here."""
         bot, me = self.bot, self.bot.user
-        if me is None or message.author.id == me.id or bot.is_closed() or not self._first_time(message.id):
+        if me is None or bot.is_closed() or not self._first_time(message.id):
             return
-        bot.track()
         key = str(message.channel.id)
         guild_id = message.guild.id if message.guild else None
         cast = await bot.conversations.cast(key, guild_id)
         if not cast:
             return
+        await self._remember(message, cast[0].display_name)
+        if message.author.id == me.id:
+            return
+        bot.track()
         facts = await incoming(message, me=me.id, webhook_ids=bot.webhooks.known_ids)
         settings = await self._settings(key)
         decision = decide(facts, settings, cast_members(cast))
@@ -93,6 +97,18 @@ class ChatCog(commands.Cog):
             if bot.is_closed():
                 raise
             log.info("Reply in %s was stopped", message.channel)
+        if bot.service.summaries.pending(key):  # the window slid: fold what it dropped in while idle
+            bot.read_ahead.soon(message.channel.id, lambda: bot.service.summaries.fold(key))
+
+    async def _remember(self, message: discord.Message, character_name: str) -> None:
+        """Hand the message to memory (kept in the background where the channel remembers)."""
+        bot = self.bot
+        kept = message_memory(
+            message, bot_user_id=bot.user.id if bot.user else 0, webhook_ids=bot.webhooks.known_ids,
+            character_name=character_name, ooc_prefixes=bot.config.discord.ooc_prefixes,
+        )
+        if kept is not None:
+            bot.memory.observe(await bot.conversations.get(str(message.channel.id)), [kept])
 
     async def _settings(self, key: str) -> RouteSettings:
         discord_config = self.bot.config.discord
@@ -112,18 +128,33 @@ class ChatCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
-        """Keep fetched history up to date."""
+        """Keep fetched history and memory up to date."""
         self.bot.history.mirror.edited(payload)
+        key = str(payload.channel_id)
+        character = await self.bot.conversations.character(key, payload.guild_id)
+        if character is None:
+            return
+        kept = message_memory(
+            payload.message, bot_user_id=self.bot.user.id if self.bot.user else 0,
+            webhook_ids=self.bot.webhooks.known_ids, character_name=character.display_name,
+            ooc_prefixes=self.bot.config.discord.ooc_prefixes,
+        )
+        if kept is None:  # edited into nothing, or out of character: memory lets it go
+            self.bot.memory.deleted([payload.message_id])
+        else:
+            self.bot.memory.edited(payload.message_id, kept.text)
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        """Keep fetched history up to date."""
+        """Keep fetched history and memory up to date."""
         self.bot.history.mirror.deleted(payload.channel_id, {payload.message_id})
+        self.bot.memory.deleted([payload.message_id])
 
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
-        """Keep fetched history up to date."""
+        """Keep fetched history and memory up to date."""
         self.bot.history.mirror.deleted(payload.channel_id, set(payload.message_ids))
+        self.bot.memory.deleted(sorted(payload.message_ids))
 
 
 async def _react(message: discord.Message, emoji: str) -> None:

@@ -1,5 +1,6 @@
 """A channel's conversation as turns: recent messages (mirrored, REST only when needed)
-after the conversation's fence, out-of-character lines left out, names made consistent."""
+after the conversation's fence, out-of-character lines left out, names made consistent.
+What it reads is handed to memory, which keeps what it did not have yet."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import discord
 from bot.cards.model import Character
 from bot.conversations import Conversation
 from bot.discord_io.mirror import HistoryMirror
+from bot.discord_io.remembering import remembered
 from bot.discord_io.replies import member_names, turn_from_message
+from bot.memory import Memory
 from bot.prompt.types import Turn
 from bot.routing import out_of_character
 
@@ -28,13 +31,14 @@ class ChannelHistory:
 
     def __init__(
         self, client: discord.Client, *, cache_size: int, webhook_ids: Callable[[], Iterable[int]],
-        window: Callable[[], int], ooc_prefixes: Callable[[], Iterable[str]],
+        window: Callable[[], int], ooc_prefixes: Callable[[], Iterable[str]], memory: Memory | None = None,
     ) -> None:
         self._client = client
         self.mirror = HistoryMirror(client, cache_size=cache_size)
         self._webhook_ids = webhook_ids
         self._window = window  # prompt.history_messages, which a config reload may change
         self._ooc_prefixes = ooc_prefixes
+        self._memory = memory
 
     async def turns(
         self, channel: discord.abc.Messageable, character: Character, conversation: Conversation, *,
@@ -68,6 +72,7 @@ class ChannelHistory:
         webhook_ids = set(self._webhook_ids())
         ooc = tuple(self._ooc_prefixes())
         turns = []
+        seen = []
         for message in messages:
             if message.id <= fence or out_of_character(message.content, ooc):
                 continue
@@ -77,6 +82,9 @@ class ChannelHistory:
             )
             if turn is not None:
                 turns.append(turn)
+                seen.append(remembered(message, turn))
+        if self._memory is not None:
+            self._memory.observe(conversation, seen)
         return turns
 
     async def _messages_before(

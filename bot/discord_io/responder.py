@@ -176,6 +176,9 @@ class Responder:
             cast = await self.conversations.cast(key, guild.id if guild else None)
             if not cast or conversation.anchor is None:  # only where the character is talking
                 return 0
+            if self.service.summaries.pending(key):  # the window slid: its summary first
+                await self.service.summaries.fold(key)
+                conversation = await self.conversations.get(key)
             turns = await self.history.turns(channel, cast[0], conversation, scene=len(cast) > 1)
             read = await self.service.read_ahead(cast[0], turns, conversation=key, cast=cast)
         except (BotError, discord.HTTPException) as exc:

@@ -3,7 +3,9 @@
 Layout (see :mod:`bot.prompt.head` for the head's parts)::
 
     head (system prompt, card, constant lore, example chats, "[Start a new chat]")
+    the conversation's running summary, if any (memory; changes only when the window slides)
     one message per history turn, oldest first: "[Name]: text"
+      (recalled older lines, if any, go just before the newest turn)
     a note: keyed lore, post-history instructions and the channel's note (volatile, so
         last; in the transcript format "(Note: …)", never a "[Name]:"-like line)
     the open reply: "[Character]:" (+ " " + prefill)
@@ -49,7 +51,10 @@ from bot.prompt.transcript import (
 from bot.prompt.types import Prompt, Turn
 from bot.prompt.window import window_start
 
-__all__ = ["GENERIC_STOP", "MAX_NOTE_CHARS", "build_prompt"]
+__all__ = [
+    "GENERIC_STOP", "MAX_NOTE_CHARS", "MAX_RECALLED_CHARS", "RECALL_HEADING", "SUMMARY_HEADING",
+    "build_prompt",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,11 @@ log = logging.getLogger(__name__)
 GENERIC_STOP = "\n["
 #: the longest channel note (author's note) kept; longer ones are cut
 MAX_NOTE_CHARS = 1000
+#: the longest recalled message kept (longer ones are cut)
+MAX_RECALLED_CHARS = 300
+#: what introduces recalled lines and the summary to the model
+RECALL_HEADING = "Earlier in this chat:"
+SUMMARY_HEADING = "Summary of the conversation so far:"
 #: examples must fit alongside this many newest turns, or they are dropped (last first)
 _EXAMPLE_GUARD_TURNS = 4
 
@@ -173,9 +183,31 @@ def _stops(
     return tuple(dict.fromkeys(s for s in stops if s))
 
 
-def _messages(head: str, turns: _Turns, start: int, notes: str) -> tuple[ChatMessage, ...]:
+def _recall_block(recalled: Sequence[Turn], room: int, template: PromptTemplate,
+                  count_tokens: Callable[[str], int]) -> tuple[str, str]:
+    """The recalled lines that fit ``room`` tokens, as (note text, wrapped piece); empty if none fit."""
+    lines: list[str] = []
+    content = piece = ""
+    for turn in recalled:
+        text = sanitize_text(turn.text, limit=MAX_RECALLED_CHARS)
+        line = f"- {sanitize_name(turn.speaker)}: {text}"
+        candidate = template.defang("\n".join([RECALL_HEADING, *lines, line]))
+        wrapped = template.wrap_note(candidate)
+        if count_tokens(wrapped) > room:
+            break
+        lines.append(line)
+        content, piece = candidate, wrapped
+    return content, piece
+
+
+def _messages(head: str, turns: _Turns, start: int, notes: str, summary: str = "",
+              recall: str = "") -> tuple[ChatMessage, ...]:
     messages = [ChatMessage("system", head)]
+    if summary:
+        messages.append(ChatMessage("system", summary))
     for index in range(start, len(turns.turns)):
+        if recall and index == len(turns.turns) - 1:
+            messages.append(ChatMessage("system", recall))
         role = turns.role(index)
         line = turns.line(index)
         if messages[-1].role == role:
@@ -217,6 +249,9 @@ def build_prompt(
     note: str = "",
     template: PromptTemplate | None = None,
     cast: Sequence[Character] = (),
+    summary: str = "",
+    recalled: Sequence[Turn] = (),
+    recall_room: int = 0,
 ) -> Prompt:
     """The prompt for ``character``'s next reply to ``turns`` (oldest first), within ``budget`` tokens.
 
@@ -235,6 +270,12 @@ def build_prompt(
     ``auto`` (the model's own, resolved by the caller; without it ``auto`` means
     ``transcript``). Raises :class:`PromptError` if even the head, the notes and a
     shortened newest turn cannot fit.
+
+    Memory: ``summary`` (the conversation's running summary) goes after the head and
+    before the history. ``recall_room`` tokens are kept free for ``recalled`` lines
+    (older messages found for the newest one), so the window is the same with or
+    without them; those that fit go just before the newest turn, so the bytes before
+    it are what the backend already read.
     """
     if template is None:
         template = get_template("transcript" if config.format == AUTO else config.format)
@@ -275,9 +316,13 @@ def build_prompt(
             head_costs[kept] = count_tokens(template.wrap("system", template.defang(head_content(card, kept))))
         return head_costs[kept]
 
+    summary_text = template.defang(f"{SUMMARY_HEADING} {sanitize_text(summary)}") if summary.strip() else ""
+    summary_piece = template.wrap("system", summary_text) if summary_text else ""
+    summary_cost = count_tokens(summary_piece) if summary_piece else 0
+    reserved = tail_cost + summary_cost + recall_room
     guard = sum(rendered.cost(i) for i in range(max(0, count - _EXAMPLE_GUARD_TURNS), count))
-    examples = _examples_kept(card, head_cost, tail_cost + guard, budget, config)
-    available = budget - head_cost(examples) - tail_cost
+    examples = _examples_kept(card, head_cost, reserved + guard, budget, config)
+    available = budget - head_cost(examples) - reserved
     if count and rendered.cost(count - 1) > available:
         _cut_newest(rendered, count - 1, available, budget)
     elif available < 0:
@@ -295,9 +340,23 @@ def build_prompt(
     )
     head = template.defang(head_content(card, examples))
     prefix = template.wrap("system", head)
-    history_cost = sum(rendered.cost(i) for i in range(start, count))
-    history = prefix + "".join(rendered.piece(i) for i in range(start, count))
+    recall_text, recall_piece = ("", "")
+    if count:
+        recall_text, recall_piece = _recall_block(recalled, recall_room, template, count_tokens)
+    recall_cost = count_tokens(recall_piece) if recall_piece else 0
+    history_cost = summary_cost + recall_cost + sum(rendered.cost(i) for i in range(start, count))
+    older = prefix + summary_piece + "".join(rendered.piece(i) for i in range(start, count - 1))
+    newest = rendered.piece(count - 1) if count else ""
+    history = older + recall_piece + newest
     text = history + tail
+    parts = tuple((name, begin, end) for name, begin, end in (
+        ("card", 0, len(prefix)),
+        ("summary", len(prefix), len(prefix) + len(summary_piece)),
+        ("history", len(prefix) + len(summary_piece), len(older)),
+        ("recalled", len(older), len(older) + len(recall_piece)),
+        ("history", len(older) + len(recall_piece), len(history)),
+        ("note", len(history), len(text)),
+    ) if end > begin)
     log.debug(
         "Prompt: %d/%d turns, %d/%d examples, %d tokens of %d",
         count - start, count, examples, len(card.examples),
@@ -316,8 +375,10 @@ def build_prompt(
         examples_dropped=len(card.examples) - examples,
         first_turn_id=turns[start].id if count else None,
         lore_entries=tuple(entry_label(e) for e in lore.entries),
-        messages=_messages(head, rendered, start, notes),
+        messages=_messages(head, rendered, start, notes, summary_text, recall_text),
         history_end=len(history),
         special_tokens=template.special_tokens,
         backend_stops=template.backend_stops(stops),
+        recalled=recall_text,
+        parts=parts,
     )

@@ -57,3 +57,8 @@ class Prompt:
     #: the stops worth sending to the backend (``stops`` all apply to the visible reply; a
     #: reasoning model's thinking may contain most of them, so it gets only its turn ends)
     backend_stops: tuple[str, ...] = ()
+    #: the recalled lines given to the model (memory), empty when nothing was recalled
+    recalled: str = ""
+    #: the prompt's parts in order, as (name, start, end) offsets into ``text``: card, summary,
+    #: history, recalled, history, note (the note part ends with the open reply)
+    parts: tuple[tuple[str, int, int], ...] = ()

@@ -9,7 +9,16 @@ default, :mod:`bot.store.sqlite`) or ``postgresql://user:password@host:port/db``
 
 from __future__ import annotations
 
-from bot.store.base import ChannelState, Snapshot, Store, StoreInfo, Webhook
+from bot.store.base import (
+    ChannelState,
+    MemoryCount,
+    Recalled,
+    Remembered,
+    Snapshot,
+    Store,
+    StoreInfo,
+    Webhook,
+)
 from bot.store.copy import copy_store
 from bot.store.registry import connect, open_store
 from bot.store.urls import redact, store_url
@@ -17,6 +26,9 @@ from bot.store.urls import redact, store_url
 __all__ = [
     "ChannelState",
     "Webhook",
+    "Remembered",
+    "Recalled",
+    "MemoryCount",
     "Store",
     "StoreInfo",
     "Snapshot",

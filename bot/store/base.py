@@ -9,13 +9,16 @@ store's URL, password redacted.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from bot.store.events import LocalEvents, StoreEvents
 
-__all__ = ["ChannelState", "Webhook", "StoreInfo", "Snapshot", "Store"]
+__all__ = [
+    "ChannelState", "Webhook", "StoreInfo", "Snapshot", "Store", "Remembered", "Recalled", "MemoryCount",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,38 @@ class ChannelState:
     note: str | None = None  # the channel's author's note to the character
     cast: tuple[str, ...] | None = None  # the characters who play in the channel (None: never set)
     summary: str | None = None  # the running summary of what scrolled out of the window
+    memory: bool | None = None  # memory (recall, summary) in this channel; None: the config's default
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """One message kept for recall: who wrote it (``author_id``, for forget-me), the name it was
+    shown under, its text as the prompt shows it, and when it was written (Unix seconds)."""
+
+    message_id: int
+    channel_id: int
+    author_id: int
+    speaker: str
+    text: str
+    at: int
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """A remembered message found by a search; ``score``: the engine's relevance, higher is better."""
+
+    message_id: int
+    speaker: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class MemoryCount:
+    """How much is remembered in one channel: messages, and the oldest one's time (Unix seconds)."""
+
+    messages: int
+    oldest_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +180,50 @@ class Store(ABC):
     @abstractmethod
     async def set_summary(self, channel_id: int, summary: str | None) -> None:
         """Set (or with None clear) the running summary of the channel's older history."""
+
+    @abstractmethod
+    async def set_memory(self, channel_id: int, enabled: bool | None) -> None:
+        """Turn memory on or off in one channel (None: the config's default)."""
+
+    # ------------------------------------------------------------------ memory
+
+    @abstractmethod
+    async def remember(self, messages: Sequence[Remembered]) -> None:
+        """Index messages for recall (a message already kept is replaced: its edit)."""
+
+    @abstractmethod
+    async def edit_remembered(self, message_id: int, text: str) -> None:
+        """A kept message was edited (nothing if it is not kept)."""
+
+    @abstractmethod
+    async def forget_messages(self, message_ids: Sequence[int]) -> None:
+        """Deleted messages leave the index."""
+
+    @abstractmethod
+    async def forget_channel_memory(self, channel_id: int, upto: int | None = None) -> int:
+        """Drop the channel's kept messages (up to and including ``upto``, else all); returns how many."""
+
+    @abstractmethod
+    async def forget_author(self, author_id: int) -> dict[int, int]:
+        """Drop every kept message written by ``author_id``, in every channel; returns how many
+        per channel."""
+
+    @abstractmethod
+    async def prune_memory(self, before: int) -> int:
+        """Drop kept messages written before ``before`` (Unix seconds); returns how many."""
+
+    @abstractmethod
+    async def memory_count(self, channel_id: int) -> MemoryCount:
+        """How much of the channel is kept."""
+
+    @abstractmethod
+    async def recall(
+        self, channel_id: int, terms: Sequence[str], *, at_least: int = 1, after_id: int, before_id: int,
+        limit: int,
+    ) -> list[Recalled]:
+        """The channel's kept messages with ids strictly between ``after_id`` and ``before_id`` whose
+        search words (:func:`bot.memory.words.index_words`) hold ``at_least`` (1 or 2) of ``terms``,
+        best first, at most ``limit``. Terms too common to tell messages apart may be left out."""
 
     # ------------------------------------------------------------------ guilds
 

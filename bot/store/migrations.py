@@ -3,7 +3,8 @@
 Each migration is a list of steps. ``CreateTable`` and ``AddColumn`` are written once and
 rendered for each engine (``id`` is SQLite's INTEGER and PostgreSQL's BIGINT, both 64-bit,
 wide enough for Discord snowflakes and nanosecond clocks); ``Sql`` carries the rare step
-whose SQL differs (full-text search: SQLite's FTS5, PostgreSQL's tsvector). Every step is
+whose SQL differs (full-text search: SQLite's FTS5, PostgreSQL's tsvector; an empty string is
+no step on that engine). Every step is
 idempotent (``IF NOT EXISTS``, a column is added only when missing), because SQLite files
 written before versioned migrations do not always hold the shape their version number says.
 
@@ -114,6 +115,39 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "a channel's cast and running summary", (
         AddColumn("channels", _text("cast_names")),
         AddColumn("channels", _text("summary")),
+    )),
+    # memory: the messages the bot has seen, searchable per channel (recall of older talk). The
+    # search runs over ``words``: each message's content words, normalised in Python
+    # (bot.memory.words), so both engines match the same words exactly. SQLite indexes them in
+    # an external-content FTS5 table kept in step by triggers (and reads each word's document
+    # count from an fts5vocab table); PostgreSQL in a generated tsvector column with a GIN index.
+    Migration(5, "memory: seen messages indexed for recall, and a per-channel memory switch", (
+        CreateTable("memory", (
+            _id("message_id"), _id("channel_id", not_null=True), _id("author_id", not_null=True),
+            _text("speaker", not_null=True), _text("text", not_null=True), _text("words", not_null=True),
+            _id("at", not_null=True),
+        )),
+        Sql("CREATE INDEX IF NOT EXISTS memory_channel ON memory (channel_id, message_id)",
+            "CREATE INDEX IF NOT EXISTS memory_channel ON memory (channel_id, message_id)"),
+        Sql("CREATE INDEX IF NOT EXISTS memory_author ON memory (author_id)",
+            "CREATE INDEX IF NOT EXISTS memory_author ON memory (author_id)"),
+        Sql("CREATE INDEX IF NOT EXISTS memory_at ON memory (at)",
+            "CREATE INDEX IF NOT EXISTS memory_at ON memory (at)"),
+        Sql("CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts USING fts5(words, content='memory', "
+            "content_rowid='message_id', tokenize='unicode61 remove_diacritics 2')",
+            "ALTER TABLE memory ADD COLUMN IF NOT EXISTS search tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('simple', words)) STORED"),
+        Sql("CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts_vocab USING fts5vocab(memory_fts, 'row')",
+            "CREATE INDEX IF NOT EXISTS memory_search ON memory USING GIN (search)"),
+        Sql("CREATE TRIGGER IF NOT EXISTS memory_added AFTER INSERT ON memory BEGIN "
+            "INSERT INTO memory_fts (rowid, words) VALUES (new.message_id, new.words); END", ""),
+        Sql("CREATE TRIGGER IF NOT EXISTS memory_removed AFTER DELETE ON memory BEGIN "
+            "INSERT INTO memory_fts (memory_fts, rowid, words) VALUES ('delete', old.message_id, old.words); "
+            "END", ""),
+        Sql("CREATE TRIGGER IF NOT EXISTS memory_edited AFTER UPDATE OF words ON memory BEGIN "
+            "INSERT INTO memory_fts (memory_fts, rowid, words) VALUES ('delete', old.message_id, old.words); "
+            "INSERT INTO memory_fts (rowid, words) VALUES (new.message_id, new.words); END", ""),
+        AddColumn("channels", _id("memory")),
     )),
 )
 

@@ -66,6 +66,8 @@ def _numbered(sql: str) -> str:
 class PostgresStore(SqlStore):
     """The store in a PostgreSQL database."""
 
+    dialect = "postgresql"
+
     def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
         self._pool = pool
         self._dsn = dsn
@@ -189,7 +191,8 @@ class PostgresStore(SqlStore):
                 if migration.version <= recorded:
                     continue
                 for step in migration.steps:
-                    await conn.execute(render(step, "postgresql"))
+                    if sql := render(step, "postgresql"):
+                        await conn.execute(sql)
                 await conn.execute(
                     "INSERT INTO troupe_schema (version, summary) VALUES ($1, $2)", migration.version, migration.summary
                 )

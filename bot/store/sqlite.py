@@ -35,6 +35,8 @@ _LEGACY_VERSION = 3
 class SqliteStore(SqlStore):
     """The store in one SQLite file."""
 
+    dialect = "sqlite"
+
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self._lock = asyncio.Lock()  # one connection: one transaction at a time
@@ -130,7 +132,9 @@ async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
             for step in migration.steps:
                 if isinstance(step, AddColumn) and await _has_column(db, step.table, step.column.name):
                     continue
-                await db.execute(render(step, "sqlite"))
+                sql = render(step, "sqlite")
+                if sql:
+                    await db.execute(sql)
             await db.execute(f"PRAGMA user_version={max(migration.version, recorded)}")
         except BaseException:
             await db.execute("ROLLBACK")
