@@ -246,3 +246,21 @@ async def test_the_characters_own_replies_are_kept_under_its_name(
                 break
             await asyncio.sleep(0.01)
     assert [(hit.speaker, hit.text) for hit in found] == [("Aria", "The parrots squawk all night.")]
+
+
+async def test_nothing_is_kept_where_the_bot_may_not_speak(
+    fake_discord: FakeDiscord, world: World, tmp_path: Path
+) -> None:
+    allowed = world.guild.add_text_channel("parlour")
+    config = small_window(fake_discord, tmp_path, discord={"access": {"deny_channels": [world.channel.id]}})
+    async with running_bot(fake_discord, config, ScriptedBackend()) as bot:
+        await fake_discord.user_says(world.channel, world.alice, FACT)
+        await fake_discord.user_says(allowed, world.alice, "the fire is warm")
+        for _ in range(200):  # the allowed channel's message is kept: the denied one was seen before it
+            await bot.memory.settle()
+            if (await bot.memory.count(await bot.conversations.get(str(allowed.id)))).messages:
+                break
+            await asyncio.sleep(0.01)
+        denied = await bot.memory.count(await bot.conversations.get(str(world.channel.id)))
+        kept_there = await bot.memory.count(await bot.conversations.get(str(allowed.id)))
+    assert denied.messages == 0 and kept_there.messages == 1

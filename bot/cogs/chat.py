@@ -58,12 +58,14 @@ class ChatCog(commands.Cog):
         cast = await bot.conversations.cast(key, guild_id)
         if not cast:
             return
-        await self._remember(message, cast[0].display_name)
-        if message.author.id == me.id:
+        if message.author.id == me.id:  # the character's reply, written where it may speak
+            await self._remember(message, cast[0].display_name)
             return
         bot.track()
         facts = await incoming(message, me=me.id, webhook_ids=bot.webhooks.known_ids)
         settings = await self._settings(key)
+        if allowed_here(facts, settings) and (settings.allow_dms or not facts.direct):
+            await self._remember(message, cast[0].display_name)  # nothing is kept where the bot may not speak
         decision = decide(facts, settings, cast_members(cast))
         if decision.route is not Route.IGNORE and not message.author.bot:
             bot.scene_play.person_spoke(message.channel.id, message.id)  # ends a chain of characters' replies
