@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from bot.backends.base import Backend, GenerationRequest, Sampling, Timings
+from bot.backends.base import Backend, ConversationStateBackend, GenerationRequest, Sampling, SyncTokenCounter, Timings
 from bot.cards.model import Character
 from bot.config import Config, SamplingSettings
 from bot.conversations import Conversation, Conversations
@@ -79,6 +79,7 @@ class TokenCounter:
 
     def __init__(self, backend: Backend, *, capacity: int = 20_000, max_chars: int = 4_000_000) -> None:
         self._backend = backend
+        self._sync = backend if isinstance(backend, SyncTokenCounter) else None
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._capacity = capacity
         self._max_chars = max_chars  # the texts are the memory: bound them, not only their number
@@ -100,8 +101,7 @@ class TokenCounter:
         if cached is not None:
             self._cache.move_to_end(text)
             return cached
-        sync = getattr(self._backend, "counter", None)
-        counter: Callable[[str], int] | None = sync() if callable(sync) else None
+        counter: Callable[[str], int] | None = self._sync.counter() if self._sync is not None else None
         if counter is not None:
             n = counter(text)
             self._remember(text, n)
@@ -285,11 +285,11 @@ class ChatService:
 
         Returns the tokens read (0 when the backend keeps no per-conversation state).
         """
-        prewarm = getattr(self.backend, "prewarm", None)
-        if prewarm is None:
+        backend = self.backend
+        if not isinstance(backend, ConversationStateBackend):
             return 0
         prompt = await self.build(character, [], conversation=None, cast=cast)
-        return int(await prewarm(conversation, prompt.prefix, special_tokens=prompt.special_tokens))
+        return await backend.prewarm(conversation, prompt.prefix, special_tokens=prompt.special_tokens)
 
     async def read_ahead(
         self, character: Character, turns: Sequence[Turn], *, conversation: str, cast: Sequence[Character] = ()
@@ -297,8 +297,8 @@ class ChatService:
         """While the model is idle, read the conversation so far into the backend's state for it,
         so the next reply reads only what arrives after this. Returns the tokens read (0 when
         the backend keeps no per-conversation state, or is busy)."""
-        prewarm = getattr(self.backend, "prewarm", None)
-        if prewarm is None or not turns or not self.config.prompt.read_ahead:
+        backend = self.backend
+        if not isinstance(backend, ConversationStateBackend) or not turns or not self.config.prompt.read_ahead:
             return 0
         state = await self.conversations.get(conversation)
         await self._slide_ahead(character, turns, conversation, cast)
@@ -307,7 +307,7 @@ class ChatService:
             self._note_slide(conversation, character, turns, state.anchor, prompt.first_turn_id, cast)
         await self.conversations.window_moved(conversation, prompt.first_turn_id, replied=False)
         history = prompt.text[: prompt.history_end]
-        return int(await prewarm(conversation, history, special_tokens=prompt.special_tokens, only_if_idle=True))
+        return await backend.prewarm(conversation, history, special_tokens=prompt.special_tokens, only_if_idle=True)
 
     async def _slide_ahead(
         self, character: Character, turns: Sequence[Turn], conversation: str, cast: Sequence[Character]

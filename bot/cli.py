@@ -31,7 +31,12 @@ log = logging.getLogger("bot")
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="troupe", description="Troupe: a Discord persona bot for your own models.")
+    parser = argparse.ArgumentParser(
+        prog="troupe",
+        description="Troupe: a Discord persona bot for your own models.",
+        epilog=_backend_types_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config", metavar="FILE", help="config file (default: config.yaml, else config.example.yaml)"
@@ -84,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default from config, 8765)")
     serve.add_argument("--token", help="bearer token clients must send (default: generated)")
     return parser
+
+
+def _backend_types_help() -> str:
+    """The backend types the config's ``backend.type`` takes, one a line (from the registry)."""
+    from bot.backends.registry import BACKEND_TYPES
+
+    lines = [f"  {entry.name:<13} {entry.summary}" for entry in BACKEND_TYPES]
+    return "backend types (backend.type in the config file):\n" + "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

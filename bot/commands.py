@@ -6,12 +6,12 @@ import asyncio
 import logging
 from pathlib import Path
 
-from bot.backends.base import Backend
+from bot.backends.base import AdvisingBackend, Backend, PooledBackend, StartableBackend
 from bot.backends.registry import create_backend
 from bot.cards import CharacterLibrary, convert, describe, describe_json, load_card
 from bot.cards.model import Character
 from bot.chat import ChatService
-from bot.config import Config, PoolConfig, default_config_path, expand_env, load_config
+from bot.config import Config, default_config_path, expand_env, load_config
 from bot.errors import BackendError, CardError, ConfigError, StoreError
 from bot.prompt_formats import choose_format
 from bot.store import copy_store, open_store, redact
@@ -73,9 +73,8 @@ async def chat(
         if message is not None:
             print(await console.one_reply(message))
             return 0
-        start = getattr(backend, "start", None)
-        if start is not None:
-            await start()  # load the model before the first line, not in the middle of a reply
+        if isinstance(backend, StartableBackend):
+            await backend.start()  # load the model before the first line, not in the middle of a reply
         await console.run(stdin_lines())
         return 0
     finally:
@@ -128,8 +127,7 @@ async def check(config: Config) -> int:
         problems += 1
     backend = create_backend(config.backend)
     try:
-        members = getattr(backend, "members", None)
-        targets: list[Backend] = list(members) if isinstance(config.backend, PoolConfig) and members else [backend]
+        targets: list[Backend] = list(backend.members) if isinstance(backend, PooledBackend) else [backend]
         for target in targets:
             health = await target.health()
             if health.ok:
@@ -181,10 +179,7 @@ async def _format(backend: Backend, config: Config) -> str:
 
 
 async def _advice(backend: Backend) -> list[str]:
-    advise = getattr(backend, "advice", None)
-    if advise is None:
-        return []
-    return list(await advise())
+    return list(await backend.advice()) if isinstance(backend, AdvisingBackend) else []
 
 
 def card_show(path: Path, *, as_json: bool) -> int:

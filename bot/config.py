@@ -10,12 +10,25 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
+from bot.backends.registry import BackendConfig, backend_types
+from bot.backends.settings import (
+    ApiHostConfig,
+    HttpBackendConfig,
+    KoboldConfig,
+    LlamaCppConfig,
+    LlamaServerConfig,
+    OllamaConfig,
+    OobaConfig,
+    OpenAIConfig,
+    PoolConfig,
+)
 from bot.errors import ConfigError
+from bot.schema import Strict
 
 __all__ = [
     "Strict",
@@ -46,12 +59,6 @@ __all__ = [
     "expand_env",
     "default_config_path",
 ]
-
-
-class Strict(BaseModel):
-    """Base for config sections: unknown keys are refused."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -134,113 +141,6 @@ class PromptConfig(Strict):
         "Write the next reply of the character named at the end, in character. Each character "
         "speaks only for themselves; keep replies short and conversational."
     )
-
-
-# --------------------------------------------------------------------------- backends
-
-KVCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"]
-
-
-class LlamaCppConfig(Strict):
-    """The embedded llama-cpp-python backend (the default)."""
-
-    type: Literal["llama_cpp"] = "llama_cpp"
-    model: str | None = Field(None, description="GGUF path; default: bundled Gemma 3 270M")
-    models: dict[str, str] = Field(default_factory=dict, description="name -> GGUF path, for /model load")
-    n_ctx: int = Field(4096, ge=256)
-    n_threads: int | None = Field(None, ge=1, description="default: all cores")
-    n_threads_batch: int | None = Field(None, ge=1)
-    n_batch: int = Field(512, ge=8)
-    n_gpu_layers: int = Field(0, ge=-1)
-    flash_attn: bool = False
-    type_k: KVCacheType = "f16"
-    type_v: KVCacheType = "f16"
-    seed: int = -1
-    context_shift: bool = True
-    state_cache_mb: int = Field(512, ge=0)
-
-
-class HttpBackendConfig(Strict):
-    """Fields shared by every backend that is a server reached over HTTP."""
-
-    url: str
-    api_key: SecretStr | None = None
-    model: str | None = None
-    n_ctx: int | None = Field(None, ge=256, description="context size; default: ask the server")
-    connect_timeout: float = Field(5.0, gt=0)
-    read_timeout: float = Field(120.0, gt=0)
-    retries: int = Field(1, ge=0, le=10)
-    extra_body: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _url_is_http(self) -> HttpBackendConfig:
-        if not re.match(r"^https?://", self.url):
-            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
-        self.url = self.url.rstrip("/")
-        return self
-
-
-class LlamaServerConfig(HttpBackendConfig):
-    type: Literal["llama_server"]
-    pin_slots: bool = True
-    cache_reuse: int = Field(256, ge=0)
-    wait_for_load: bool = Field(True, description="a request meeting a loading server waits (up to read_timeout)")
-
-
-class OpenAIConfig(HttpBackendConfig):
-    type: Literal["openai"]
-    mode: Literal["completions", "chat"] = "completions"
-    extended_samplers: bool = Field(
-        False, description="also send top_k, min_p, repeat_penalty (local servers take them; OpenAI refuses them)"
-    )
-
-
-class OobaConfig(HttpBackendConfig):
-    type: Literal["ooba"]
-    mode: Literal["completions", "chat"] = "completions"
-
-
-class KoboldConfig(HttpBackendConfig):
-    type: Literal["kobold"]
-
-
-class OllamaConfig(HttpBackendConfig):
-    type: Literal["ollama"]
-    model: str  # type: ignore[assignment]
-    keep_alive: str = "30m"
-
-
-class ApiHostConfig(HttpBackendConfig):
-    type: Literal["api_host"]
-    token: SecretStr | None = None
-    repo_id: str = ""
-    file_name: str = ""
-    use_gpu: bool = True
-    chat_format: str | None = None
-
-
-class PoolConfig(Strict):
-    """Several backends; health-checked, least-busy routing, fail-over."""
-
-    type: Literal["pool"]
-    members: list[BackendConfig] = Field(min_length=1)
-    health_interval: float = Field(10.0, gt=0)
-
-
-BackendConfig = Annotated[
-    Union[
-        LlamaCppConfig,
-        LlamaServerConfig,
-        OpenAIConfig,
-        OobaConfig,
-        KoboldConfig,
-        OllamaConfig,
-        ApiHostConfig,
-        PoolConfig,
-    ],
-    Field(discriminator="type"),
-]
-PoolConfig.model_rebuild()
 
 
 # --------------------------------------------------------------------------- discord
@@ -507,9 +407,7 @@ def _describe(error: dict[str, Any]) -> str:
 
 
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and part in {
-        "llama_cpp", "llama_server", "openai", "ooba", "kobold", "ollama", "api_host", "pool",
-    }
+    return isinstance(part, str) and part in backend_types()
 
 
 def _show(value: Any) -> str:

@@ -18,7 +18,7 @@ import httpx
 
 from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo
 from bot.backends.http import DEFAULT_CONTEXT, Generation, GenerationClock, HttpBackend, parse_json
-from bot.config import ApiHostConfig
+from bot.backends.settings import ApiHostConfig
 from bot.errors import BackendHTTPError, BackendProtocolError
 
 __all__ = ["ApiHostBackend"]

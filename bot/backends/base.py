@@ -4,13 +4,29 @@ A backend is a small object: it streams text for a :class:`GenerationRequest`,
 counts tokens, reports its health and model, and says what it can do through
 :class:`Capabilities`. It never calls back into the bot; the ChatService drives it.
 Every failure is raised as a :class:`bot.errors.BackendError` subclass.
+
+Abilities only some backends have are small protocols of their own, and callers
+ask ``isinstance(backend, Protocol)`` (never for an attribute by name):
+
+- :class:`ConversationStateBackend`: keeps per-conversation state (a KV cache, a
+  server slot) and can read a prompt's start into it ahead of time (``prewarm``);
+- :class:`SyncTokenCounter`: can count tokens synchronously, for the pure prompt
+  builder (``counter``);
+- :class:`PooledBackend`: stands for several member backends (``members``,
+  ``member_states``);
+- :class:`StartableBackend`: can do its slow start-up (loading a model) on request
+  (``start``) instead of on first use;
+- :class:`AdvisingBackend`: has setup hints for the owner (``advice``), shown by
+  ``python -m bot check``;
+- :class:`ChatTemplateSource`: can tell the model's own chat template
+  (``chat_template``), for ``prompt.format: auto``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 __all__ = [
     "Sampling",
@@ -24,6 +40,12 @@ __all__ = [
     "Backend",
     "ChatTemplate",
     "ChatTemplateSource",
+    "ConversationStateBackend",
+    "SyncTokenCounter",
+    "MemberState",
+    "PooledBackend",
+    "StartableBackend",
+    "AdvisingBackend",
 ]
 
 
@@ -214,4 +236,72 @@ class ChatTemplateSource(Protocol):
 
     async def chat_template(self) -> ChatTemplate | None:
         """The served model's chat template, or None when it has none (or it cannot be known)."""
+        ...
+
+
+@runtime_checkable
+class ConversationStateBackend(Protocol):
+    """A backend that keeps per-conversation state and can fill it ahead of a reply."""
+
+    async def prewarm(
+        self, conversation: str, text: str, *, special_tokens: Sequence[str] = (), only_if_idle: bool = False
+    ) -> int:
+        """Read ``text`` (the start of the conversation's next prompt) into its state now.
+
+        A reply never waits long for it. With ``only_if_idle`` nothing happens while
+        a reply runs or waits. Returns the prompt tokens read (0 when nothing was).
+        """
+        ...
+
+
+@runtime_checkable
+class SyncTokenCounter(Protocol):
+    """A backend that can count tokens without awaiting (for the synchronous prompt builder)."""
+
+    def counter(self) -> Callable[[str], int] | None:
+        """A ``count(text)`` function, or None while it cannot count yet (e.g. model not loaded)."""
+        ...
+
+
+class MemberState(TypedDict):
+    """One pool member as ``/stats`` and ``model_info().details["members"]`` show it."""
+
+    name: str
+    state: Literal["up", "down", "unknown"]
+    busy: int
+    served: int
+    failures: int
+    last_error: str
+    model: str | None
+    n_ctx: int | None
+    checked_seconds_ago: float | None
+
+
+@runtime_checkable
+class PooledBackend(Protocol):
+    """A backend that stands for several member backends."""
+
+    #: the member backends, in the configured order
+    members: Sequence[Backend]
+
+    def member_states(self) -> list[MemberState]:
+        """Each member's state right now."""
+        ...
+
+
+@runtime_checkable
+class StartableBackend(Protocol):
+    """A backend whose slow start-up (loading a model) can be done before the first request."""
+
+    async def start(self) -> None:
+        """Get ready now (otherwise it happens on first use)."""
+        ...
+
+
+@runtime_checkable
+class AdvisingBackend(Protocol):
+    """A backend with setup hints for the owner."""
+
+    async def advice(self) -> list[str]:
+        """Hints worth showing (empty when all is as it should be)."""
         ...

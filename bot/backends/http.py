@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import httpx
 
 from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo, Sampling, Timings
-from bot.config import HttpBackendConfig
+from bot.backends.settings import HttpBackendConfig
 from bot.errors import (
     BackendError,
     BackendHTTPError,

@@ -20,7 +20,7 @@ import httpx
 
 from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo
 from bot.backends.http import Generation, GenerationClock, HttpBackend, iter_sse, parse_json
-from bot.config import KoboldConfig
+from bot.backends.settings import KoboldConfig
 from bot.errors import BackendError, BackendProtocolError
 
 __all__ = ["KoboldBackend"]

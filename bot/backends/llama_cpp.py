@@ -38,7 +38,7 @@ from bot.backends.base import (
 )
 from bot.backends.kv_cache import SavedState, StateCache, common_prefix, plan_shift
 from bot.backends.model_files import check_gguf, default_model_path
-from bot.config import LlamaCppConfig
+from bot.backends.settings import LlamaCppConfig
 from bot.errors import BackendError, ContextOverflow, ModelError, UnsupportedOperation
 
 __all__ = ["LlamaCppBackend"]

@@ -20,7 +20,7 @@ import httpx
 
 from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo
 from bot.backends.http import Generation, GenerationClock, HttpBackend, iter_ndjson, llama_samplers
-from bot.config import OllamaConfig
+from bot.backends.settings import OllamaConfig
 from bot.errors import BackendError, BackendProtocolError
 
 __all__ = ["OllamaBackend", "MAX_AUTO_CONTEXT"]

@@ -21,7 +21,7 @@ import httpx
 from bot.backends.base import Capabilities, GenerationRequest, Health, ModelInfo
 from bot.backends.http import Generation
 from bot.backends.openai import OpenAIBackend
-from bot.config import OobaConfig
+from bot.backends.settings import OobaConfig
 from bot.errors import BackendError, BackendProtocolError
 
 __all__ = ["OobaBackend"]

@@ -24,7 +24,7 @@ import httpx
 from bot.backends.base import Capabilities, ChatTemplate, Chunk, GenerationRequest, Health, ModelInfo
 from bot.backends.http import Generation, GenerationClock, HttpBackend, iter_sse, parse_json
 from bot.backends.llama_server import chat_template_from_props
-from bot.config import OobaConfig, OpenAIConfig
+from bot.backends.settings import OobaConfig, OpenAIConfig
 from bot.errors import BackendError, BackendHTTPError, BackendProtocolError
 
 __all__ = ["OpenAIBackend"]
@@ -144,7 +144,7 @@ class OpenAIBackend(HttpBackend):
 
     def _sampler_extras(self, request: GenerationRequest) -> dict[str, Any]:
         """Sampler fields beyond OpenAI's own, for servers that take them."""
-        if not getattr(self.config, "extended_samplers", False):
+        if not (isinstance(self.config, OpenAIConfig) and self.config.extended_samplers):
             return {}
         s = request.sampling
         return {"top_k": s.top_k, "min_p": s.min_p, "repeat_penalty": s.repeat_penalty}

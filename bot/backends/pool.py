@@ -14,18 +14,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
-from bot.backends.base import Backend, Capabilities, Chunk, GenerationRequest, Health, ModelInfo
+from bot.backends.base import (
+    Backend,
+    Capabilities,
+    Chunk,
+    ConversationStateBackend,
+    GenerationRequest,
+    Health,
+    MemberState,
+    ModelInfo,
+)
 from bot.backends.http import is_retryable
 from bot.errors import BackendError, BackendUnavailable, UnsupportedOperation
 
 __all__ = ["PoolBackend"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 @dataclass(eq=False)
@@ -122,7 +133,7 @@ class PoolBackend:
         member.failures += 1
         member.last_error = str(exc)
 
-    def member_states(self) -> list[dict[str, Any]]:
+    def member_states(self) -> list[MemberState]:
         """Each member's state, for ``/stats``."""
         now = time.monotonic()
         return [
@@ -197,13 +208,13 @@ class PoolBackend:
             f"no pool member could answer (last error: {last})", backend=self.name
         ) from last
 
-    async def _first_working(self, call: str, *args: Any) -> Any:
-        """Run ``member.<call>(*args)`` on the best member, failing over on retryable errors."""
+    async def _first_working(self, call: Callable[[Backend], Awaitable[_T]]) -> _T:
+        """``call(member)`` on the best member, failing over on retryable errors."""
         await self._ensure_started()
         last: BackendError | None = None
         for member in self._candidates(None):
             try:
-                return await getattr(member.backend, call)(*args)
+                return await call(member.backend)
             except BackendError as exc:
                 if not is_retryable(exc):
                     raise
@@ -226,7 +237,7 @@ class PoolBackend:
                 if not is_retryable(exc):
                     raise
                 self._mark_down(tokenizers[0], exc)
-        return list(await self._first_working("count_tokens", texts))
+        return list(await self._first_working(lambda backend: backend.count_tokens(texts)))
 
     async def context_size(self) -> int:
         """The smallest context among healthy members (a prompt must fit wherever it fails over to)."""
@@ -234,7 +245,7 @@ class PoolBackend:
         known = [m.n_ctx for m in self._members if m.healthy and m.n_ctx]
         if known:
             return min(known)
-        return int(await self._first_working("context_size"))
+        return await self._first_working(lambda backend: backend.context_size())
 
     async def health(self) -> Health:
         """Healthy while any member is; the detail lists every member."""
@@ -251,7 +262,7 @@ class PoolBackend:
 
     async def model_info(self) -> ModelInfo:
         """The model of the best member, with every member's state in ``details``."""
-        info: ModelInfo = await self._first_working("model_info")
+        info = await self._first_working(lambda backend: backend.model_info())
         return ModelInfo(
             name=info.name,
             n_ctx=await self.context_size(),
@@ -273,10 +284,12 @@ class PoolBackend:
         """Read ahead on the member that holds the conversation (its cache is the one the next
         reply will use); nothing when no healthy member holds it yet or that member cannot."""
         member = self._sticky.get(conversation)
-        prewarm = getattr(member.backend, "prewarm", None) if member is not None and member.healthy else None
-        if prewarm is None or (only_if_idle and member is not None and member.busy):
+        if member is None or not member.healthy or (only_if_idle and member.busy):
             return 0
-        return int(await prewarm(conversation, text, special_tokens=special_tokens, only_if_idle=only_if_idle))
+        backend = member.backend
+        if not isinstance(backend, ConversationStateBackend):
+            return 0
+        return await backend.prewarm(conversation, text, special_tokens=special_tokens, only_if_idle=only_if_idle)
 
     async def abort(self, conversation: str | None = None) -> None:
         """Stop ``conversation``'s running generation (or every member's)."""

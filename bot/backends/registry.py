@@ -1,18 +1,27 @@
-"""Build the configured backend: one small factory per ``type``.
+"""Every backend type Troupe knows, listed once; the config schema and the CLI derive from it.
 
-The embedded backend is imported only when it is used, so a bot that talks to a
-server never loads llama-cpp-python.
+Each entry names a config model (whose ``type`` literal is the name the config file
+uses) and the backend class it builds. The discriminated union the config file is
+validated against (:data:`BackendConfig`) is built from this list, and so are the
+config errors' list of known types and ``troupe --help``. Adding a backend type is
+one config model in :mod:`bot.backends.settings`, one backend module, one line here.
+
+A backend's module is imported only when that type is used, so a bot that talks
+to a server never loads llama-cpp-python.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args
+
+from pydantic import Field
 
 from bot.backends.base import Backend
-from bot.config import (
+from bot.backends.settings import (
     ApiHostConfig,
-    BackendConfig,
     KoboldConfig,
     LlamaCppConfig,
     LlamaServerConfig,
@@ -22,50 +31,39 @@ from bot.config import (
     PoolConfig,
 )
 from bot.errors import ConfigError
+from bot.schema import Strict
 
-__all__ = ["create_backend", "backend_types"]
-
-
-def _llama_cpp(config: LlamaCppConfig) -> Backend:
-    from bot.backends.llama_cpp import LlamaCppBackend
-
-    return LlamaCppBackend(config)
+__all__ = ["BackendType", "BACKEND_TYPES", "BackendConfig", "backend_types", "find_type", "create_backend"]
 
 
-def _llama_server(config: LlamaServerConfig) -> Backend:
-    from bot.backends.llama_server import LlamaServerBackend
+@dataclass(frozen=True)
+class BackendType:
+    """One ``backend.type``: its config model and the backend class it builds."""
 
-    return LlamaServerBackend(config)
+    config: type[Strict]
+    #: ``"module:Class"``, imported only when the type is used
+    backend: str
+    #: one line for ``troupe --help``
+    summary: str
+    #: how to build the backend when it is not ``Class(config)``
+    build: Callable[[Any], Backend] | None = None
 
+    @property
+    def name(self) -> str:
+        """The ``type`` the config file uses (the config model's ``type`` literal)."""
+        (name,) = get_args(self.config.model_fields["type"].annotation)
+        return str(name)
 
-def _openai(config: OpenAIConfig) -> Backend:
-    from bot.backends.openai import OpenAIBackend
+    def backend_class(self) -> type:
+        """The backend class (importing its module now)."""
+        module, _, name = self.backend.partition(":")
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
-    return OpenAIBackend(config)
-
-
-def _ooba(config: OobaConfig) -> Backend:
-    from bot.backends.ooba import OobaBackend
-
-    return OobaBackend(config)
-
-
-def _kobold(config: KoboldConfig) -> Backend:
-    from bot.backends.kobold import KoboldBackend
-
-    return KoboldBackend(config)
-
-
-def _ollama(config: OllamaConfig) -> Backend:
-    from bot.backends.ollama import OllamaBackend
-
-    return OllamaBackend(config)
-
-
-def _api_host(config: ApiHostConfig) -> Backend:
-    from bot.backends.api_host import ApiHostBackend
-
-    return ApiHostBackend(config)
+    def create(self, config: Any) -> Backend:
+        """The backend for ``config``."""
+        if self.build is not None:
+            return self.build(config)
+        return self.backend_class()(config)  # type: ignore[no-any-return]
 
 
 def _pool(config: PoolConfig) -> Backend:
@@ -76,27 +74,51 @@ def _pool(config: PoolConfig) -> Backend:
     )
 
 
-_FACTORIES: dict[str, Callable[[Any], Backend]] = {
-    "llama_cpp": _llama_cpp,
-    "llama_server": _llama_server,
-    "openai": _openai,
-    "ooba": _ooba,
-    "kobold": _kobold,
-    "ollama": _ollama,
-    "api_host": _api_host,
-    "pool": _pool,
-}
+BACKEND_TYPES: tuple[BackendType, ...] = (
+    BackendType(LlamaCppConfig, "bot.backends.llama_cpp:LlamaCppBackend",
+                "the model in this process (llama-cpp-python; the default)"),
+    BackendType(LlamaServerConfig, "bot.backends.llama_server:LlamaServerBackend", "llama.cpp's llama-server"),
+    BackendType(OpenAIConfig, "bot.backends.openai:OpenAIBackend",
+                "any OpenAI-compatible server (vLLM, LM Studio, TabbyAPI, ...)"),
+    BackendType(OobaConfig, "bot.backends.ooba:OobaBackend", "text-generation-webui"),
+    BackendType(KoboldConfig, "bot.backends.kobold:KoboldBackend", "KoboldCpp"),
+    BackendType(OllamaConfig, "bot.backends.ollama:OllamaBackend", "Ollama"),
+    BackendType(ApiHostConfig, "bot.backends.api_host:ApiHostBackend",
+                "a notebook host's /api (or another Troupe's serve)"),
+    BackendType(PoolConfig, "bot.backends.pool:PoolBackend",
+                "several of the above: health-checked, fail-over", build=_pool),
+)
+
+_BY_NAME = {entry.name: entry for entry in BACKEND_TYPES}
+_BY_CONFIG = {entry.config: entry for entry in BACKEND_TYPES}
+
+#: a ``backend:`` section of any known type, told apart by its ``type``
+BackendConfig = Annotated[
+    Union[tuple(entry.config for entry in BACKEND_TYPES)],  # type: ignore[valid-type]
+    Field(discriminator="type"),
+]
+PoolConfig.model_rebuild(_types_namespace={"BackendConfig": BackendConfig})
 
 
 def backend_types() -> tuple[str, ...]:
-    """Every ``backend.type`` Troupe knows."""
-    return tuple(_FACTORIES)
+    """Every ``backend.type`` Troupe knows, in the registry's order."""
+    return tuple(_BY_NAME)
+
+
+def find_type(name: str) -> BackendType:
+    """The registry entry for ``name``; ConfigError naming the known types when there is none."""
+    entry = _BY_NAME.get(name)
+    if entry is None:
+        raise ConfigError(f"backend.type: unknown backend type {name!r} (known: {', '.join(_BY_NAME)})")
+    return entry
 
 
 def create_backend(config: BackendConfig) -> Backend:
-    """The backend for ``config``, chosen by ``config.type``."""
-    kind = getattr(config, "type", None)
-    factory = _FACTORIES.get(kind) if isinstance(kind, str) else None
-    if factory is None:
-        raise ConfigError(f"backend.type: unknown backend type {kind!r} (known: {', '.join(_FACTORIES)})")
-    return factory(config)
+    """The backend for ``config``, chosen by its ``type`` (each type has its own config model)."""
+    entry = _BY_CONFIG.get(type(config))
+    if entry is None:
+        raise ConfigError(
+            f"backend: {type(config).__name__} is not the config of any backend type "
+            f"(known: {', '.join(_BY_NAME)})"
+        )
+    return entry.create(config)

@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.backends.base import PooledBackend
 from bot.console import format_stats
 from bot.discord_io.replies import posted_as
 
@@ -92,10 +93,10 @@ class ConversationCog(commands.Cog):
         if len(cast) > 1:
             spoken = self.bot.conversations.spoken(key)
             text += "\nscene: " + ", ".join(f"{c.display_name} ({spoken.get(c.name, 0)} replies)" for c in cast)
-        members = getattr(self.bot.backend, "member_states", None)
-        if callable(members):
+        backend = self.bot.backend
+        if isinstance(backend, PooledBackend):
             text += "\n" + "\n".join(
-                f"member {m.get('name')}: {m.get('state')}, {m.get('busy', 0)} busy, {m.get('served', 0)} served"
-                for m in members()
+                f"member {m['name']}: {m['state']}, {m['busy']} busy, {m['served']} served"
+                for m in backend.member_states()
             )
         await interaction.response.send_message(f"```\n{text[:1900]}\n```", ephemeral=True)
