@@ -23,8 +23,8 @@ from typing import Any
 
 from bot.app import TroupeBot
 from bot.backends.base import Chunk, GenerationRequest
-from bot.backends.scripted import ScriptedBackend
 from bot.config import Config, parse_config
+from bot.testing import ScriptedBackend
 
 from bench.modes import BUDGET, HISTORY_TURNS, N_CTX, REPLY_TOKENS
 from bench.replay import generate_replay

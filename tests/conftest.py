@@ -9,8 +9,8 @@ import pytest
 
 from bot.backends.llama_cpp import LlamaCppBackend
 from bot.backends.model_files import default_model_path
-from bot.backends.scripted import ScriptedBackend
 from bot.config import LlamaCppConfig
+from bot.testing import ScriptedBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,12 +7,12 @@ import re
 import pytest
 
 from bot.backends.llama_cpp import LlamaCppBackend
-from bot.backends.scripted import ScriptedBackend
 from bot.cards.model import Character
 from bot.chat import ChatService, TokenCounter
 from bot.config import parse_config
 from bot.errors import BackendUnavailable
 from bot.prompt.types import Turn
+from bot.testing import ScriptedBackend
 
 ARIA = Character(
     name="Aria",

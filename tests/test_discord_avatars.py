@@ -19,9 +19,9 @@ from fakediscord.model import Message, Webhook
 from fakediscord.permissions import Perm
 from fakediscord.validation import MAX_IMAGE_DATA
 
-from bot.backends.scripted import ScriptedBackend
 from bot.cards.avatar import WEBHOOK_AVATAR_SIZE, placeholder_png, webhook_avatar
 from bot.config import Config
+from bot.testing import ScriptedBackend
 
 pytestmark = [pytest.mark.discord, pytest.mark.timeout(60)]
 

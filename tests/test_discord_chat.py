@@ -12,9 +12,9 @@ from fakediscord.model import Message
 from fakediscord.permissions import DEFAULT_BOT_PERMISSIONS, Perm
 
 from bot.backends.llama_cpp import LlamaCppBackend
-from bot.backends.scripted import ScriptedBackend
 from bot.cogs.chat import BUSY, COOLDOWN
 from bot.errors import BackendUnavailable
+from bot.testing import ScriptedBackend
 
 pytestmark = pytest.mark.discord
 

@@ -11,7 +11,7 @@ from discord_harness import World, build_world, make_config, running_bot
 from fakediscord import FakeDiscord, FakeDiscordError
 from fakediscord.interactions import Interaction
 
-from bot.backends.scripted import ScriptedBackend
+from bot.testing import ScriptedBackend
 
 pytestmark = pytest.mark.discord
 

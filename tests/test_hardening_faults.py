@@ -29,9 +29,9 @@ from fakediscord.model import Channel, Message
 from fakediscord.payloads import message_payload
 
 from bot.backends.openai import OpenAIBackend
-from bot.backends.scripted import ScriptedBackend
 from bot.config import Config
 from bot.discord_io import CUT_NOTE
+from bot.testing import ScriptedBackend
 from tests.fakes.openai import FakeOpenAIServer
 from tests.fakes.server import Misbehaviour, closed_port_url
 

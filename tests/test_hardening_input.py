@@ -23,10 +23,10 @@ from test_cards_support import b64_json, insert_chunks, png_image, text_chunk, v
 
 from bot.backends.base import GenerationRequest
 from bot.backends.openai import OpenAIBackend
-from bot.backends.scripted import ScriptedBackend
 from bot.prompt.formats import TEMPLATES
 from bot.prompt.head import CHAT_START
 from bot.prompt.transcript import TURN_START
+from bot.testing import ScriptedBackend
 from tests.fakes.server import FakeServer
 
 pytestmark = pytest.mark.discord

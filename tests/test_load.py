@@ -33,10 +33,10 @@ from fakediscord.events import Event
 from fakediscord.model import Message
 
 from bot.backends.base import GenerationRequest
-from bot.backends.scripted import ScriptedBackend
 from bot.cogs.chat import BUSY, COOLDOWN
 from bot.heap import freeze_startup
 from bot.looplag import LoopLag
+from bot.testing import ScriptedBackend
 
 SECONDS = float(os.environ.get("TROUPE_LOAD_SECONDS", "6"))
 CHANNELS, USERS = 20, 50

@@ -257,7 +257,7 @@ async def test_collecting_a_reply_yields_exactly_one_final_chunk(make_pool):
 
 
 async def test_conversation_sticks_even_when_the_caller_stops_at_a_stop_string(make_pool) -> None:
-    from bot.backends.scripted import ScriptedBackend
+    from bot.testing import ScriptedBackend
     from bot.cards.model import Character
     from bot.chat import ChatService
     from bot.config import parse_config

@@ -17,10 +17,10 @@ import pytest
 from bot.backends.api_host import ApiHostBackend
 from bot.backends.base import GenerationRequest
 from bot.backends.openai import OpenAIBackend
-from bot.backends.scripted import ScriptedBackend
 from bot.config import ApiHostConfig, OpenAIConfig
 from bot.errors import BackendHTTPError, BackendUnavailable, ContextOverflow
 from bot.serve import RunningServer, messages_to_prompt, serve, start_server
+from bot.testing import ScriptedBackend
 from tests.fakes.backend import FlakyBackend
 from tests.fakes.server import free_port
 from tests.fakes.streams import reply

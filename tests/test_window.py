@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import random
 
-from bot.backends.scripted import ScriptedBackend
 from bot.cards.model import Character
 from bot.chat import ChatService
 from bot.config import parse_config
 from bot.prompt.types import Turn
+from bot.testing import ScriptedBackend
 
 ARIA = Character(
     name="Aria",

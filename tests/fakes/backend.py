@@ -1,6 +1,6 @@
 """An in-process backend whose health and failures a test controls.
 
-Unlike :class:`bot.backends.scripted.ScriptedBackend` (which replays queued
+Unlike :class:`bot.testing.ScriptedBackend` (which replays queued
 replies), this one can be made unhealthy, fail before its first piece, fail in
 the middle of a reply, and it counts streams closed before their end: what the
 pool and ``serve`` tests need to check routing, fail-over and disconnects.

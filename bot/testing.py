@@ -1,9 +1,12 @@
-"""A scripted backend: replays queued chunk streams and records every request.
+"""Test doubles for the tests and benchmarks; the product never imports this module.
 
+:class:`ScriptedBackend` replays queued chunk streams and records every request.
 Like httpx's ``MockTransport``, it lets everything above the backend be tested
-honestly and fast, and it drives the benchmarks' fast mode. It ignores stop
+honestly and fast, and it drives the benchmarks' overhead run. It ignores stop
 strings on purpose (as some servers do), so callers' client-side enforcement is
-what gets tested.
+what gets tested. It lives in ``bot`` rather than ``tests`` because the benchmarks
+(``python -m bench``) import it too; a test checks that no other module under
+``bot/`` imports it.
 """
 
 from __future__ import annotations
