@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel, TypeAdapter
 
 from bot.backends.base import GenerationRequest
 from bot.backends.http import estimate_tokens, iter_ndjson, iter_sse, server_message
@@ -236,8 +238,13 @@ def test_server_message_is_found_in_every_known_error_shape(body, message):
     assert server_message(body) == message
 
 
-def _response(raw: bytes) -> httpx.Response:
-    return httpx.Response(200, stream=httpx.ByteStream(raw), request=httpx.Request("POST", "http://test/x"))
+def _response(raw: bytes, content_type: str = "text/event-stream") -> httpx.Response:
+    return httpx.Response(
+        200,
+        headers={"Content-Type": content_type},
+        stream=httpx.ByteStream(raw),
+        request=httpx.Request("POST", "http://test/x"),
+    )
 
 
 async def test_sse_reader_handles_names_comments_multiline_data_and_crlf():
@@ -248,12 +255,32 @@ async def test_sse_reader_handles_names_comments_multiline_data_and_crlf():
     assert [(e.event, e.data) for e in events] == [("message", '{"a":\n1}'), ("message", "[DONE]")]
 
 
-async def test_sse_reader_delivers_an_unterminated_last_event():
-    events = [e async for e in iter_sse(_response(b"data: [DONE]"), backend="t")]
+async def test_sse_reader_drops_an_event_the_stream_ends_in_the_middle_of():
+    # the SSE standard's rule: the backend then finds the final message missing (a cut stream)
+    events = [e async for e in iter_sse(_response(b'data: {"a": 1}\n\ndata: [DONE]'), backend="t")]
 
-    assert [e.data for e in events] == ["[DONE]"]
+    assert [e.data for e in events] == ['{"a": 1}']
 
 
-async def test_ndjson_reader_refuses_a_line_that_is_not_an_object():
+async def test_sse_reader_refuses_a_response_that_is_not_an_event_stream():
+    with pytest.raises(BackendProtocolError, match="did not answer with an event stream.*application/json"):
+        [e async for e in iter_sse(_response(b'{"a": 1}', "application/json"), backend="t")]
+
+
+async def test_ndjson_reader_refuses_a_line_that_is_not_json():
     with pytest.raises(BackendProtocolError, match="malformed JSON"):
-        [line async for line in iter_ndjson(_response(b'{"a": 1}\n{"b": \n'), backend="t")]
+        [line async for line in iter_ndjson(_response(b'{"a": 1}\n{"b": \n'), _OBJECT, backend="t")]
+
+
+async def test_ndjson_reader_names_the_field_a_line_lacks():
+    with pytest.raises(BackendProtocolError, match=r"unexpected JSON in the stream: done: field required"):
+        [line async for line in iter_ndjson(_response(b'{"response": "x"}\n'), _LINE, backend="t")]
+
+
+class _Line(BaseModel):
+    response: str
+    done: bool
+
+
+_OBJECT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+_LINE = TypeAdapter(_Line)

@@ -129,7 +129,7 @@ async def test_generation_while_loading_raises_at_once_when_waiting_is_off(serve
 async def test_stream_cut_mid_line_raises_protocol_error(server, backend):
     server.misbehave = Misbehaviour.CUT_MID_LINE
 
-    with pytest.raises(BackendProtocolError, match="malformed JSON"):
+    with pytest.raises(BackendProtocolError, match=r"cut short\?"):
         await reply(backend)
 
 

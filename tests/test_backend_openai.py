@@ -143,7 +143,7 @@ async def test_stream_without_done_raises_protocol_error(server, backend):
 async def test_stream_cut_mid_line_raises_protocol_error(server, backend):
     server.misbehave = Misbehaviour.CUT_MID_LINE
 
-    with pytest.raises(BackendProtocolError, match="malformed JSON"):
+    with pytest.raises(BackendProtocolError, match=r"cut short\?"):
         await reply(backend)
 
 

@@ -15,15 +15,34 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
 from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo
-from bot.backends.http import DEFAULT_CONTEXT, Generation, GenerationClock, HttpBackend, parse_json
+from bot.backends.http import DEFAULT_CONTEXT, Generation, GenerationClock, HttpBackend, parse_as
 from bot.backends.settings import ApiHostConfig
 from bot.errors import BackendHTTPError, BackendProtocolError
 
 __all__ = ["ApiHostBackend"]
 
 log = logging.getLogger(__name__)
+
+
+class _Content(BaseModel):
+    content: str
+
+
+class _Answer(BaseModel):
+    """The answer of ``POST /api``: the whole reply at once."""
+
+    answer: _Content
+
+
+class _HostHealth(BaseModel):
+    model: str | None = None
+
+
+_ANSWER = TypeAdapter(_Answer)
+_HEALTH = TypeAdapter(_HostHealth)
 
 
 class ApiHostBackend(HttpBackend):
@@ -49,13 +68,7 @@ class ApiHostBackend(HttpBackend):
                 raise BackendProtocolError(
                     f"the answer from {self.url}/api was cut short ({exc})", backend=self.name
                 ) from exc
-        data = parse_json(raw.decode("utf-8", errors="replace"), backend=self.name, what="the answer of /api")
-        answer = data.get("answer") if isinstance(data, dict) else None
-        content = answer.get("content") if isinstance(answer, dict) else None
-        if not isinstance(content, str):
-            raise BackendProtocolError(
-                f"the answer has no 'answer.content' text: {str(data)[:120]}", backend=self.name
-            )
+        content = parse_as(_ANSWER, raw, backend=self.name, what="the answer of /api").answer.content
         if content:
             clock.text()
             yield Chunk(text=content)
@@ -100,11 +113,10 @@ class ApiHostBackend(HttpBackend):
     async def _probe(self) -> Health:
         info = await self.model_info()
         try:
-            data = await self._json("GET", "/health")
+            host = await self._parsed("GET", "/health", _HEALTH)
         except BackendHTTPError as exc:
             if exc.status not in (404, 405):
                 raise
             detail = "reachable (the host has no /health route)"
             return Health(ok=True, detail=detail, model=info.name, n_ctx=info.n_ctx)
-        model = data.get("model") if isinstance(data, dict) and isinstance(data.get("model"), str) else None
-        return Health(ok=True, detail="ready", model=model or info.name, n_ctx=info.n_ctx)
+        return Health(ok=True, detail="ready", model=host.model or info.name, n_ctx=info.n_ctx)

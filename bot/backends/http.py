@@ -6,9 +6,12 @@ that failed before any text reached the caller, tracks running generations so
 ``abort`` and early closing stop them, and falls back to a character-count token
 estimate (with one warning) where a server cannot tokenize. Subclasses implement
 ``_generate`` for their server's API and override the probes they can do better.
+What is retried, and when, is the policy in :mod:`bot.backends.retry`.
 
-The stream readers here (:func:`iter_lines`, :func:`iter_sse`, :func:`iter_ndjson`)
-translate every httpx failure into a ``BackendError`` as well.
+The stream readers here (:func:`iter_sse`, :func:`iter_ndjson`) translate every
+httpx failure into a ``BackendError`` as well, and :func:`parse_as` reads a
+server's JSON into a pydantic model, naming the field when the answer is not what
+the API promises.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent, SSEError
+from pydantic import TypeAdapter, ValidationError
 
 from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo, Sampling, Timings
+from bot.backends.retry import http_retrying, is_retryable
 from bot.backends.settings import HttpBackendConfig
 from bot.errors import (
     BackendError,
@@ -44,11 +50,11 @@ __all__ = [
     "HttpBackend",
     "Generation",
     "GenerationClock",
-    "SSEEvent",
-    "iter_lines",
+    "ServerSentEvent",
     "iter_sse",
     "iter_ndjson",
     "parse_json",
+    "parse_as",
     "server_message",
     "estimate_tokens",
     "llama_samplers",
@@ -57,6 +63,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: context size assumed when neither the config nor the server says (small enough to be safe)
 DEFAULT_CONTEXT = 2048
@@ -89,15 +97,6 @@ def llama_samplers(sampling: Sampling) -> dict[str, Any]:
     if sampling.seed is not None:
         fields["seed"] = sampling.seed
     return fields
-
-
-def is_retryable(exc: BackendError) -> bool:
-    """Whether trying the same request again (here or elsewhere) could succeed."""
-    if isinstance(exc, (ContextOverflow, UnsupportedOperation)):
-        return False
-    if isinstance(exc, BackendHTTPError):
-        return exc.status >= 500 or exc.status == 429
-    return isinstance(exc, (BackendUnavailable, BackendTimeout, BackendProtocolError))
 
 
 def server_message(body: str) -> str:
@@ -146,19 +145,35 @@ def parse_json(text: str, *, backend: str, what: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        shown = text if len(text) <= 120 else text[:120] + "..."
-        raise BackendProtocolError(f"malformed JSON in {what}: {shown!r}", backend=backend) from exc
+        raise BackendProtocolError(f"malformed JSON in {what}: {_shorten(text)!r}", backend=backend) from exc
+
+
+def parse_as(schema: TypeAdapter[_T], text: str | bytes, *, backend: str, what: str) -> _T:
+    """A server's JSON answer read as ``schema``; BackendProtocolError naming the field that is
+    missing or of the wrong type (or saying the JSON itself is malformed)."""
+    try:
+        return schema.validate_json(text)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        shown = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+        if any(error["type"] == "json_invalid" for error in errors):
+            raise BackendProtocolError(f"malformed JSON in {what}: {_shorten(shown)!r}", backend=backend) from exc
+        problems = "; ".join(_describe(error) for error in errors[:3])
+        raise BackendProtocolError(
+            f"unexpected JSON in {what}: {problems} (got {_shorten(shown)!r})", backend=backend
+        ) from exc
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "the answer"
+    return f"{where}: {error['msg'][0].lower()}{error['msg'][1:]}"
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # --------------------------------------------------------------------------- stream readers
-
-
-@dataclass(frozen=True)
-class SSEEvent:
-    """One server-sent event."""
-
-    event: str
-    data: str
 
 
 def _transport_error(exc: Exception, *, backend: str, url: str, reading: bool) -> BackendError:
@@ -179,57 +194,33 @@ def _transport_error(exc: Exception, *, backend: str, url: str, reading: bool) -
     return BackendError(f"request to {url} failed: {exc or type(exc).__name__}", backend=backend)
 
 
-async def iter_lines(response: httpx.Response, *, backend: str) -> AsyncIterator[str]:
-    """The response body as text lines (without line ends), the last one even if unterminated."""
-    pending = ""
+async def iter_sse(response: httpx.Response, *, backend: str) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events from a streaming response (read by ``httpx-sse``).
+
+    As the SSE standard says, an event the stream ends in the middle of (before
+    its blank line) is dropped: the caller notices the server's final message is
+    missing and reports the stream as cut short. A response that is not an event
+    stream at all is a BackendProtocolError naming its content type.
+    """
     try:
-        async for text in response.aiter_text():
-            pending += text
-            *lines, pending = re.split(r"\r\n|\r|\n", pending)
-            for line in lines:
-                yield line
+        async for event in EventSource(response).aiter_sse():
+            yield event
+    except SSEError as exc:
+        raise BackendProtocolError(
+            f"{response.url} did not answer with an event stream: {exc}", backend=backend
+        ) from exc
     except (httpx.HTTPError, httpx.StreamError) as exc:
         raise _transport_error(exc, backend=backend, url=str(response.url), reading=True) from exc
-    if pending:
-        yield pending
 
 
-async def iter_sse(response: httpx.Response, *, backend: str) -> AsyncIterator[SSEEvent]:
-    """Server-sent events from a streaming response.
-
-    An event still pending when the stream ends is delivered too: the caller's JSON
-    parsing and its check for the server's final message catch a stream cut short.
-    """
-    event, data = "", []
-    async for line in iter_lines(response, backend=backend):
-        if not line:
-            if data:
-                yield SSEEvent(event or "message", "\n".join(data))
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
-    if data:
-        yield SSEEvent(event or "message", "\n".join(data))
-
-
-async def iter_ndjson(response: httpx.Response, *, backend: str) -> AsyncIterator[dict[str, Any]]:
-    """JSON objects, one a line (Ollama's stream)."""
-    async for line in iter_lines(response, backend=backend):
-        if not line.strip():
-            continue
-        value = parse_json(line, backend=backend, what="the stream")
-        if not isinstance(value, dict):
-            raise BackendProtocolError(
-                f"expected a JSON object in the stream, got {line[:80]!r}", backend=backend
-            )
-        yield value
+async def iter_ndjson(response: httpx.Response, schema: TypeAdapter[_T], *, backend: str) -> AsyncIterator[_T]:
+    """JSON values, one a line (Ollama's stream), each read as ``schema``."""
+    try:
+        async for line in response.aiter_lines():
+            if line.strip():
+                yield parse_as(schema, line, backend=backend, what="the stream")
+    except (httpx.HTTPError, httpx.StreamError) as exc:
+        raise _transport_error(exc, backend=backend, url=str(response.url), reading=True) from exc
 
 
 # --------------------------------------------------------------------------- generation bookkeeping
@@ -245,6 +236,15 @@ class Generation:
     aborted: bool = False
     finished: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Started:
+    """A generation read up to its first text (or its end): ``head`` holds the chunks read."""
+
+    generation: Generation
+    chunks: AsyncIterator[Chunk]
+    head: list[Chunk]
 
 
 class GenerationClock:
@@ -282,7 +282,7 @@ class HttpBackend:
 
     kind: ClassVar[str] = "http"
     capabilities: Capabilities = Capabilities(streaming=True, abort=True)
-    #: seconds to wait before the first retry (doubled for each further one)
+    #: seconds to wait before the first retry (doubled for each further one; see bot.backends.retry)
     retry_delay: float = 0.5
 
     def __init__(
@@ -347,6 +347,19 @@ class HttpBackend:
         response = await self._request(method, path, json_body=json_body, timeout=timeout)
         return parse_json(response.text, backend=self.name, what=f"the answer of {path}")
 
+    async def _parsed(
+        self,
+        method: str,
+        path: str,
+        schema: TypeAdapter[_T],
+        *,
+        json_body: Any = None,
+        timeout: float | None = None,
+    ) -> _T:
+        """Send one request and read its JSON answer as ``schema`` (errors name the field)."""
+        response = await self._request(method, path, json_body=json_body, timeout=timeout)
+        return parse_as(schema, response.content, backend=self.name, what=f"the answer of {path}")
+
     @asynccontextmanager
     async def _open_stream(
         self, path: str, body: Any, generation: Generation
@@ -374,43 +387,75 @@ class HttpBackend:
     # ------------------------------------------------------------------ streaming
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
-        """Stream the continuation; retried (``retries``) only while no text was yielded."""
-        attempts = self.config.retries + 1
-        for attempt in range(1, attempts + 1):
-            generation = Generation(request.conversation)
-            self._active.add(generation)
-            sent_text = failed = False
-            delay = 0.0
-            try:
-                async with aclosing(self._generate(request, generation)) as chunks:
-                    async for chunk in chunks:
-                        sent_text = sent_text or bool(chunk.text)
-                        generation.finished = chunk.done
-                        yield chunk
-                        if chunk.done:
-                            return
+        """Stream the continuation. Getting to the first text is retried as
+        :mod:`bot.backends.retry` says; after that an error is raised as it is."""
+        started = await self._start(request)
+        generation, chunks = started.generation, started.chunks
+        failed = False
+        try:
+            for chunk in started.head:
+                generation.finished = chunk.done
+                yield chunk
+                if chunk.done:
+                    return
+            if not generation.aborted:
+                async for chunk in chunks:
+                    generation.finished = chunk.done
+                    yield chunk
+                    if chunk.done:
+                        return
                 if not generation.aborted:
                     raise BackendProtocolError(
-                        "the stream ended without the server's final message", backend=self.name
+                        "the stream ended without the server's final message (cut short?)", backend=self.name
                     )
-            except BackendError as exc:
-                failed = True
+        except BackendError:
+            failed = True
+            if not generation.aborted:
+                raise
+        finally:
+            self._active.discard(generation)
+            await chunks.aclose()  # type: ignore[attr-defined]
+            if generation.sent and not (generation.finished or generation.aborted or failed):
+                await self._stop_quietly(generation)  # closed early by the caller
+        log.info("%s: generation aborted", self.name)
+        yield Chunk(done=True, timings=Timings(finish_reason="abort"))
+
+    async def _start(self, request: GenerationRequest) -> _Started:
+        """Open a generation and read it up to its first text or its end: the retried part."""
+        retrying = http_retrying(retries=self.config.retries, first_wait=self.retry_delay, name=self.name)
+        async for attempt in retrying:
+            with attempt:
+                return await self._start_once(request)
+        raise AssertionError("tenacity neither returned nor raised")  # pragma: no cover
+
+    async def _start_once(self, request: GenerationRequest) -> _Started:
+        generation = Generation(request.conversation)
+        self._active.add(generation)
+        chunks = self._generate(request, generation)
+        head: list[Chunk] = []
+        try:
+            async for chunk in chunks:
+                head.append(chunk)
+                if chunk.text or chunk.done:
+                    break
+            else:
                 if not generation.aborted:
-                    if sent_text or not is_retryable(exc) or attempt == attempts:
-                        raise
-                    delay = self.retry_delay * 2 ** (attempt - 1)
-                    log.warning(
-                        "%s: %s; retrying in %.1f s (%d/%d)", self.name, exc, delay, attempt, attempts - 1
+                    raise BackendProtocolError(
+                        "the stream ended without the server's final message (cut short?)", backend=self.name
                     )
-            finally:
-                self._active.discard(generation)
-                if generation.sent and not (generation.finished or generation.aborted or failed):
-                    await self._stop_quietly(generation)  # closed early by the caller
+        except BackendError:
             if generation.aborted:
-                log.info("%s: generation aborted", self.name)
-                yield Chunk(done=True, timings=Timings(finish_reason="abort"))
-                return
-            await asyncio.sleep(delay)
+                return _Started(generation, chunks, head)  # the caller ends the stream as aborted
+            self._active.discard(generation)
+            await chunks.aclose()  # type: ignore[attr-defined]
+            raise
+        except BaseException:
+            self._active.discard(generation)
+            await chunks.aclose()  # type: ignore[attr-defined]
+            if generation.sent:
+                await self._stop_quietly(generation)
+            raise
+        return _Started(generation, chunks, head)
 
     def _generate(self, request: GenerationRequest, generation: Generation) -> AsyncIterator[Chunk]:
         """One attempt at streaming ``request`` (subclasses implement it as an async generator)."""

@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
 from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo
-from bot.backends.http import Generation, GenerationClock, HttpBackend, iter_sse, parse_json
+from bot.backends.http import Generation, GenerationClock, HttpBackend, iter_sse, parse_as
 from bot.backends.settings import KoboldConfig
 from bot.errors import BackendError, BackendProtocolError
 
@@ -28,6 +29,28 @@ __all__ = ["KoboldBackend"]
 log = logging.getLogger(__name__)
 
 _FINISHED = {"stop", "length", "abort"}
+
+
+class _Event(BaseModel):
+    """One ``message`` event of the generate stream."""
+
+    token: str = ""
+    finish_reason: str | None = None
+
+
+class _Value(BaseModel):
+    """The answer of ``tokencount`` and the context-length routes."""
+
+    value: int
+
+
+class _Model(BaseModel):
+    result: str
+
+
+_EVENT = TypeAdapter(_Event)
+_VALUE = TypeAdapter(_Value)
+_MODEL = TypeAdapter(_Model)
 
 
 class KoboldBackend(HttpBackend):
@@ -48,20 +71,14 @@ class KoboldBackend(HttpBackend):
         finish: str | None = None
         async with self._open_stream("/api/extra/generate/stream", body, generation) as response:
             async for event in iter_sse(response, backend=self.name):
-                data = parse_json(event.data, backend=self.name, what="the generate stream")
-                if not isinstance(data, dict) or not isinstance(data.get("token", ""), str):
-                    raise BackendProtocolError(
-                        f"unexpected stream event {event.data[:80]!r}", backend=self.name
-                    )
-                text = data.get("token", "")
-                if text:
+                data = parse_as(_EVENT, event.data, backend=self.name, what="the generate stream")
+                if data.token:
                     clock.text()
-                    yield Chunk(text=text)
-                reason = data.get("finish_reason")
-                finish = reason if reason in _FINISHED else None
+                    yield Chunk(text=data.token)
+                finish = data.finish_reason if data.finish_reason in _FINISHED else None
         if finish is None:
             raise BackendProtocolError(
-                "the stream ended before KoboldCpp said it was finished", backend=self.name
+                "the stream ended before KoboldCpp said it was finished (cut short?)", backend=self.name
             )
         yield Chunk(done=True, timings=clock.timings(finish_reason=finish))
 
@@ -98,33 +115,26 @@ class KoboldBackend(HttpBackend):
         async def count(text: str) -> int:
             if not text:
                 return 0
-            data = await self._json("POST", "/api/extra/tokencount", json_body={"prompt": text})
-            value = data.get("value") if isinstance(data, dict) else None
-            if not isinstance(value, int):
-                raise BackendProtocolError(f"/api/extra/tokencount answered {data!r:.80}", backend=self.name)
-            return value
+            answer = await self._parsed("POST", "/api/extra/tokencount", _VALUE, json_body={"prompt": text})
+            return answer.value
 
         return list(await asyncio.gather(*(count(text) for text in texts)))
 
     async def _server_context_size(self) -> int | None:
         for path in ("/api/extra/true_max_context_length", "/api/v1/config/max_context_length"):
             try:
-                data = await self._json("GET", path)
+                answer = await self._parsed("GET", path, _VALUE)
             except BackendError as exc:
                 log.debug("%s: %s unavailable: %s", self.name, path, exc)
                 continue
-            value = data.get("value") if isinstance(data, dict) else None
-            if isinstance(value, int) and value > 0:
-                return value
+            if answer.value > 0:
+                return answer.value
         return None
 
     async def model_info(self) -> ModelInfo:
         """The loaded model, from ``/api/v1/model``."""
-        data = await self._json("GET", "/api/v1/model")
-        result = data.get("result") if isinstance(data, dict) else None
-        if not isinstance(result, str):
-            raise BackendProtocolError(f"/api/v1/model answered {data!r:.80}", backend=self.name)
-        return ModelInfo(name=result, n_ctx=await self.context_size())
+        answer = await self._parsed("GET", "/api/v1/model", _MODEL)
+        return ModelInfo(name=answer.result, n_ctx=await self.context_size())
 
     async def _probe(self) -> Health:
         info = await self.model_info()

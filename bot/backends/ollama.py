@@ -17,11 +17,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
-from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo
+from bot.backends.base import Capabilities, Chunk, GenerationRequest, Health, ModelInfo, Timings
 from bot.backends.http import Generation, GenerationClock, HttpBackend, iter_ndjson, llama_samplers
 from bot.backends.settings import OllamaConfig
-from bot.errors import BackendError, BackendProtocolError
+from bot.errors import BackendError
 
 __all__ = ["OllamaBackend", "MAX_AUTO_CONTEXT"]
 
@@ -30,6 +31,40 @@ log = logging.getLogger(__name__)
 #: the largest context chosen automatically (a model's trained context can be far beyond the GPU's memory)
 MAX_AUTO_CONTEXT = 8192
 _LOAD_TIMEOUT = 600.0
+
+
+class _Line(BaseModel):
+    """One line of ``/api/generate``'s stream; the last has ``done`` and the counts (durations in ns)."""
+
+    response: str = ""
+    done: bool = False
+    error: object = None
+    done_reason: str | None = None
+    prompt_eval_count: int | None = None
+    eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_duration: int | None = None
+
+
+class _Shown(BaseModel):
+    """What ``/api/show`` says of a model (the parts read here)."""
+
+    parameters: str | None = None
+    model_info: dict[str, Any] | None = None
+    details: dict[str, Any] | None = None
+
+
+class _Pulled(BaseModel):
+    name: str
+
+
+class _Tags(BaseModel):
+    models: list[_Pulled]
+
+
+_LINE = TypeAdapter(_Line)
+_SHOWN = TypeAdapter(_Shown)
+_TAGS = TypeAdapter(_Tags)
 
 
 class OllamaBackend(HttpBackend):
@@ -58,17 +93,14 @@ class OllamaBackend(HttpBackend):
         body.update(self.config.extra_body)
         clock = GenerationClock()
         async with self._open_stream("/api/generate", body, generation) as response:
-            async for data in iter_ndjson(response, backend=self.name):
-                if "error" in data:
-                    raise self._error_for_status(500, json.dumps(data), "/api/generate")
-                text = data.get("response", "")
-                if not isinstance(text, str):
-                    raise BackendProtocolError(f"'response' is not text: {text!r}", backend=self.name)
-                if text:
+            async for line in iter_ndjson(response, _LINE, backend=self.name):
+                if line.error is not None:
+                    raise self._error_for_status(500, json.dumps({"error": line.error}), "/api/generate")
+                if line.response:
                     clock.text()
-                    yield Chunk(text=text)
-                if data.get("done") is True:
-                    yield Chunk(done=True, timings=_timings(data, clock))
+                    yield Chunk(text=line.response)
+                if line.done:
+                    yield Chunk(done=True, timings=_timings(line, clock))
                     return
 
     def _options(self, request: GenerationRequest, n_ctx: int) -> dict[str, Any]:
@@ -81,20 +113,16 @@ class OllamaBackend(HttpBackend):
 
     # ------------------------------------------------------------------ models
 
-    async def _show(self, model: str) -> dict[str, Any]:
-        data = await self._json("POST", "/api/show", json_body={"model": model})
-        if not isinstance(data, dict):
-            raise BackendProtocolError("/api/show did not answer with an object", backend=self.name)
-        return data
+    async def _show(self, model: str) -> _Shown:
+        return await self._parsed("POST", "/api/show", _SHOWN, json_body={"model": model})
 
     async def _server_context_size(self) -> int | None:
         shown = await self._show(self.model)
-        parameters = shown.get("parameters")
-        if isinstance(parameters, str):
-            match = re.search(r"^num_ctx\s+(\d+)", parameters, re.MULTILINE)
+        if shown.parameters is not None:
+            match = re.search(r"^num_ctx\s+(\d+)", shown.parameters, re.MULTILINE)
             if match:
                 return int(match.group(1))
-        trained = _trained_context(shown.get("model_info"))
+        trained = _trained_context(shown.model_info)
         if trained is None:
             return None
         if trained > MAX_AUTO_CONTEXT:
@@ -107,11 +135,7 @@ class OllamaBackend(HttpBackend):
         return min(trained, MAX_AUTO_CONTEXT)
 
     async def _pulled(self) -> list[str]:
-        data = await self._json("GET", "/api/tags")
-        models = data.get("models") if isinstance(data, dict) else None
-        if not isinstance(models, list):
-            raise BackendProtocolError("/api/tags answered without a 'models' list", backend=self.name)
-        return [str(m.get("name")) for m in models if isinstance(m, dict) and m.get("name")]
+        return [model.name for model in (await self._parsed("GET", "/api/tags", _TAGS)).models if model.name]
 
     def _is_pulled(self, model: str, pulled: list[str]) -> bool:
         wanted = {model, f"{model}:latest"} if ":" not in model else {model}
@@ -122,10 +146,9 @@ class OllamaBackend(HttpBackend):
         pulled = await self._pulled()
         details: dict[str, object] = {}
         if self._is_pulled(self.model, pulled):
-            shown_details = (await self._show(self.model)).get("details")
-            if isinstance(shown_details, dict):
-                wanted = ("family", "parameter_size", "quantization_level")
-                details = {key: value for key, value in shown_details.items() if key in wanted}
+            shown_details = (await self._show(self.model)).details or {}
+            wanted = ("family", "parameter_size", "quantization_level")
+            details = {key: value for key, value in shown_details.items() if key in wanted}
         return ModelInfo(
             name=self.model, n_ctx=await self.context_size(), available=tuple(pulled), details=details
         )
@@ -161,27 +184,22 @@ class OllamaBackend(HttpBackend):
         return []
 
 
-def _trained_context(model_info: Any) -> int | None:
-    if not isinstance(model_info, dict):
+def _trained_context(model_info: dict[str, Any] | None) -> int | None:
+    if model_info is None:
         return None
     architecture = model_info.get("general.architecture")
     value = model_info.get(f"{architecture}.context_length")
     return value if isinstance(value, int) and value > 0 else None
 
 
-def _timings(data: dict[str, Any], clock: GenerationClock) -> Any:
+def _timings(line: _Line, clock: GenerationClock) -> Timings:
     known: dict[str, Any] = {
-        "prompt_evaluated": _int(data.get("prompt_eval_count")),
-        "generated_tokens": _int(data.get("eval_count")),
-        "finish_reason": data.get("done_reason") if isinstance(data.get("done_reason"), str) else None,
+        "prompt_evaluated": line.prompt_eval_count,
+        "generated_tokens": line.eval_count,
+        "finish_reason": line.done_reason,
     }
-    if _int(data.get("prompt_eval_duration")) is not None:
-        known["prompt_seconds"] = data["prompt_eval_duration"] / 1e9
-    if _int(data.get("eval_duration")) is not None:
-        known["generation_seconds"] = data["eval_duration"] / 1e9
+    if line.prompt_eval_duration is not None:
+        known["prompt_seconds"] = line.prompt_eval_duration / 1e9
+    if line.eval_duration is not None:
+        known["generation_seconds"] = line.eval_duration / 1e9
     return clock.timings(**known)
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-

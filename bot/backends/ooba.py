@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
 from bot.backends.base import Capabilities, GenerationRequest, Health, ModelInfo
 from bot.backends.http import Generation
 from bot.backends.openai import OpenAIBackend
 from bot.backends.settings import OobaConfig
-from bot.errors import BackendError, BackendProtocolError
+from bot.errors import BackendError
 
 __all__ = ["OobaBackend"]
 
@@ -31,6 +32,25 @@ log = logging.getLogger(__name__)
 #: loading a model from disk can take minutes
 _LOAD_TIMEOUT = 600.0
 _NO_MODEL = {"", "None", None}
+
+
+class _TokenCount(BaseModel):
+    length: int
+
+
+class _ModelInfo(BaseModel):
+    model_name: str | None = None
+    lora_names: list[str] | None = None
+    loader: str | None = None
+
+
+class _ModelList(BaseModel):
+    model_names: list[str] = []
+
+
+_TOKEN_COUNT = TypeAdapter(_TokenCount)
+_MODEL_INFO = TypeAdapter(_ModelInfo)
+_MODEL_LIST = TypeAdapter(_ModelList)
 
 
 class OobaBackend(OpenAIBackend):
@@ -68,34 +88,24 @@ class OobaBackend(OpenAIBackend):
         async def count(text: str) -> int:
             if not text:
                 return 0
-            data = await self._json("POST", "/v1/internal/token-count", json_body={"text": text})
-            length = data.get("length") if isinstance(data, dict) else None
-            if not isinstance(length, int):
-                raise BackendProtocolError(
-                    f"/v1/internal/token-count answered {data!r:.80}", backend=self.name
-                )
-            return length
+            answer = await self._parsed("POST", "/v1/internal/token-count", _TOKEN_COUNT, json_body={"text": text})
+            return answer.length
 
         return list(await asyncio.gather(*(count(text) for text in texts)))
 
     async def model_info(self) -> ModelInfo:
         """The loaded model (with its LoRAs) and the models on disk."""
-        data = await self._json("GET", "/v1/internal/model/info")
-        if not isinstance(data, dict):
-            raise BackendProtocolError(
-                "/v1/internal/model/info did not answer with an object", backend=self.name
-            )
-        name = data.get("model_name")
+        info = await self._parsed("GET", "/v1/internal/model/info", _MODEL_INFO)
         try:
-            listed = await self._json("GET", "/v1/internal/model/list")
-            names = listed.get("model_names", []) if isinstance(listed, dict) else []
-            available = tuple(str(name) for name in names)
+            available = tuple((await self._parsed("GET", "/v1/internal/model/list", _MODEL_LIST)).model_names)
         except BackendError as exc:
             log.info("%s: cannot list models (%s)", self.name, exc)
             available = ()
-        details = {key: data[key] for key in ("lora_names", "loader") if key in data}
+        details: dict[str, object] = {
+            key: value for key, value in (("lora_names", info.lora_names), ("loader", info.loader)) if value is not None
+        }
         return ModelInfo(
-            name=str(name) if name not in _NO_MODEL else "none",
+            name=info.model_name if info.model_name not in _NO_MODEL else "none",
             n_ctx=await self.context_size(),
             available=available,
             details=details,

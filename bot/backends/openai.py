@@ -20,9 +20,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
 from bot.backends.base import Capabilities, ChatTemplate, Chunk, GenerationRequest, Health, ModelInfo
-from bot.backends.http import Generation, GenerationClock, HttpBackend, iter_sse, parse_json
+from bot.backends.http import Generation, GenerationClock, HttpBackend, iter_sse, parse_as
 from bot.backends.llama_server import chat_template_from_props
 from bot.backends.settings import OobaConfig, OpenAIConfig
 from bot.errors import BackendError, BackendHTTPError, BackendProtocolError
@@ -33,6 +34,45 @@ log = logging.getLogger(__name__)
 
 #: where OpenAI-compatible servers put the context length in a ``/v1/models`` entry
 _CONTEXT_KEYS = ("max_model_len", "context_length", "max_context_length", "n_ctx")
+
+
+class _Delta(BaseModel):
+    content: str | None = None
+    #: a reasoning model's thinking, where the server keeps it apart (llama.cpp, vLLM: one or the other)
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+
+class _Choice(BaseModel):
+    text: str | None = None  # /v1/completions
+    delta: _Delta | None = None  # /v1/chat/completions
+    finish_reason: str | None = None
+
+
+class _Usage(BaseModel):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class _StreamEvent(BaseModel):
+    """One ``data:`` event of a completions stream (an error event carries ``error`` instead)."""
+
+    choices: list[_Choice] | None = None
+    usage: _Usage | None = None
+    error: object = None
+
+
+class _ModelList(BaseModel):
+    data: list[dict[str, Any]]
+
+
+class _Count(BaseModel):
+    count: int
+
+
+_STREAM_EVENT = TypeAdapter(_StreamEvent)
+_MODEL_LIST = TypeAdapter(_ModelList)
+_COUNT = TypeAdapter(_Count)
 
 
 class OpenAIBackend(HttpBackend):
@@ -62,56 +102,44 @@ class OpenAIBackend(HttpBackend):
         body = await self._body(request)
         clock = GenerationClock()
         finish: str | None = None
-        usage: dict[str, Any] = {}
+        usage = _Usage()
         async with self._open_stream(path, body, generation) as response:
             async for event in iter_sse(response, backend=self.name):
                 if event.data.strip() == "[DONE]":
                     yield Chunk(done=True, timings=clock.timings(
-                        prompt_tokens=_int(usage.get("prompt_tokens")),
-                        generated_tokens=_int(usage.get("completion_tokens")),
+                        prompt_tokens=usage.prompt_tokens,
+                        generated_tokens=usage.completion_tokens,
                         finish_reason=finish,
                     ))
                     return
-                data = parse_json(event.data, backend=self.name, what=f"the {path} stream")
-                if not isinstance(data, dict):
+                data = parse_as(_STREAM_EVENT, event.data, backend=self.name, what=f"the {path} stream")
+                if data.error is not None:
+                    raise self._stream_error(data.error, path)
+                if data.choices is None:
                     raise BackendProtocolError(
-                        f"unexpected stream event {event.data[:80]!r}", backend=self.name
+                        f"stream event without 'choices': {event.data[:80]!r}", backend=self.name
                     )
-                if "error" in data:
-                    raise self._stream_error(data, path)
-                if isinstance(data.get("usage"), dict):
-                    usage = data["usage"]
-                text, reason, thinking = self._read_choice(data)
+                usage = data.usage or usage
+                text, reason, thinking = self._read_choice(data.choices)
                 finish = reason or finish
                 if text or thinking:
                     clock.text()
                     yield Chunk(text=text, reasoning=thinking)
 
-    def _read_choice(self, data: dict[str, Any]) -> tuple[str, str | None, str]:
+    def _read_choice(self, choices: list[_Choice]) -> tuple[str, str | None, str]:
         """The text, the finish reason and any separate thinking of one stream event."""
-        choices = data.get("choices")
-        if not isinstance(choices, list):
-            raise BackendProtocolError(f"stream event without 'choices': {str(data)[:80]}", backend=self.name)
         if not choices:
             return "", None, ""  # e.g. the usage-only chunk
-        choice = choices[0] if isinstance(choices[0], dict) else {}
-        thinking: Any = ""
+        choice = choices[0]
         if self.chat_mode:
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-            text = delta.get("content") or ""
-            thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
-        else:
-            text = choice.get("text") or ""
-        if not isinstance(text, str) or not isinstance(thinking, str):
-            raise BackendProtocolError(f"stream text is not a string: {text!r}", backend=self.name)
-        reason = choice.get("finish_reason")
-        return text, reason if isinstance(reason, str) else None, thinking
+            delta = choice.delta or _Delta()
+            return delta.content or "", choice.finish_reason, delta.reasoning_content or delta.reasoning or ""
+        return choice.text or "", choice.finish_reason, ""
 
-    def _stream_error(self, data: dict[str, Any], path: str) -> BackendError:
-        error = data.get("error")
+    def _stream_error(self, error: object, path: str) -> BackendError:
         status = error.get("code") if isinstance(error, dict) else None
         status = status if isinstance(status, int) and status >= 400 else 500
-        return self._error_for_status(status, json.dumps(data), path)
+        return self._error_for_status(status, json.dumps({"error": error}), path)
 
     async def _body(self, request: GenerationRequest) -> dict[str, Any]:
         s = request.sampling
@@ -163,11 +191,7 @@ class OpenAIBackend(HttpBackend):
 
     async def _list_models(self) -> list[dict[str, Any]]:
         if self._models is None:
-            data = await self._json("GET", "/v1/models")
-            entries = data.get("data") if isinstance(data, dict) else None
-            if not isinstance(entries, list):
-                raise BackendProtocolError("/v1/models answered without a 'data' list", backend=self.name)
-            self._models = [entry for entry in entries if isinstance(entry, dict)]
+            self._models = (await self._parsed("GET", "/v1/models", _MODEL_LIST)).data
         return self._models
 
     async def _model_name(self) -> str | None:
@@ -245,12 +269,4 @@ class OpenAIBackend(HttpBackend):
         model = await self._model_name()
         if model:
             body["model"] = model
-        data = await self._json("POST", "/extras/tokenize/count", json_body=body)
-        count = data.get("count") if isinstance(data, dict) else None
-        if not isinstance(count, int):
-            raise BackendProtocolError(f"/extras/tokenize/count answered {data!r:.80}", backend=self.name)
-        return count
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return (await self._parsed("POST", "/extras/tokenize/count", _COUNT, json_body=body)).count

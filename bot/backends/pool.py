@@ -29,7 +29,7 @@ from bot.backends.base import (
     MemberState,
     ModelInfo,
 )
-from bot.backends.http import is_retryable
+from bot.backends.retry import is_retryable
 from bot.errors import BackendError, BackendUnavailable, UnsupportedOperation
 
 __all__ = ["PoolBackend"]
