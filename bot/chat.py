@@ -101,9 +101,9 @@ class TokenCounter:
         if cached is not None:
             self._cache.move_to_end(text)
             return cached
-        counter: Callable[[str], int] | None = self._sync.counter() if self._sync is not None else None
-        if counter is not None:
-            n = counter(text)
+        counter: Callable[[str], int | None] | None = self._sync.counter() if self._sync is not None else None
+        n = counter(text) if counter is not None else None
+        if n is not None:
             self._remember(text, n)
             return n
         self.misses.append(text)

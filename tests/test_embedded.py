@@ -64,6 +64,29 @@ async def test_token_counts_come_from_the_model(embedded: LlamaCppBackend) -> No
     assert counts[0] == 0 and 0 < counts[1] < counts[2]
 
 
+async def test_synchronous_counter_agrees_with_the_model_for_short_texts(embedded: LlamaCppBackend) -> None:
+    count = embedded.counter()
+    assert count is not None
+    texts = ["hello", "[Ann]: what's the soup of the day?\n" * 20]
+    assert [count(text) for text in texts] == await embedded.count_tokens(texts)
+
+
+async def test_synchronous_counter_leaves_long_texts_to_count_tokens(embedded: LlamaCppBackend) -> None:
+    count = embedded.counter()
+    assert count is not None
+    assert count("word " * 1000) is None
+
+
+async def test_the_event_loop_keeps_turning_while_a_long_text_is_counted(embedded: LlamaCppBackend) -> None:
+    ticks = 0
+    counting = asyncio.ensure_future(embedded.count_tokens(["word " * 200_000]))
+    while not counting.done():
+        await asyncio.sleep(0.001)
+        ticks += 1
+    assert (await counting)[0] > 100_000
+    assert ticks > 2
+
+
 async def test_closing_the_stream_stops_generation(embedded: LlamaCppBackend) -> None:
     request = GenerationRequest(prompt=COUNTING_HEAD, max_tokens=400, sampling=GREEDY)
     stream = embedded.stream(request)

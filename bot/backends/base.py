@@ -256,10 +256,14 @@ class ConversationStateBackend(Protocol):
 
 @runtime_checkable
 class SyncTokenCounter(Protocol):
-    """A backend that can count tokens without awaiting (for the synchronous prompt builder)."""
+    """A backend that can count short texts without awaiting (for the synchronous prompt builder)."""
 
-    def counter(self) -> Callable[[str], int] | None:
-        """A ``count(text)`` function, or None while it cannot count yet (e.g. model not loaded)."""
+    def counter(self) -> Callable[[str], int | None] | None:
+        """A ``count(text)`` function, or None while it cannot count yet (e.g. model not loaded).
+
+        The function answers quickly enough to run on the event loop; for a text too
+        long for that it returns None, and the caller counts it with ``count_tokens``.
+        """
         ...
 
 
