@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import BaseModel, TypeAdapter
+from tenacity import RetryCallState
 
 from bot.backends.base import GenerationRequest
-from bot.backends.http import estimate_tokens, iter_ndjson, iter_sse, server_message
+from bot.backends.http import estimate_tokens, iter_ndjson, iter_sse, parse_as, server_message
 from bot.backends.llama_server import LlamaServerBackend
+from bot.backends.retry import MAX_WAIT, http_retrying
 from bot.backends.ollama import OllamaBackend
 from bot.config import OllamaConfig
 from bot.errors import BackendHTTPError, BackendProtocolError, BackendTimeout, BackendUnavailable, ContextOverflow
@@ -84,6 +86,33 @@ async def test_failure_before_any_text_is_retried(server):
 
     assert text == "Hello there, friend."
     assert len(server.bodies("/completion")) == 2
+
+
+async def test_each_retry_is_logged_with_its_number(server, caplog):
+    server.fail_next = 3
+    backend = make(server.url, retries=3)
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.backends.retry"):
+            text, _ = await reply(backend)
+    finally:
+        await backend.aclose()
+
+    assert text == "Hello there, friend."
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert [message.rsplit("(", 1)[1] for message in retries] == ["1/3)", "2/3)", "3/3)"]
+
+
+def test_retry_waits_double_from_the_first_and_stop_at_the_cap():
+    retrying = http_retrying(retries=10, first_wait=0.5, name="t")
+    waits = [retrying.wait(_attempt(n)) for n in range(1, 8)]
+
+    assert waits == [0.5, 1.0, 2.0, 4.0, MAX_WAIT, MAX_WAIT, MAX_WAIT]
+
+
+def _attempt(number: int) -> RetryCallState:
+    state = RetryCallState(retry_object=http_retrying(retries=1, first_wait=0.5, name="t"), fn=None, args=(), kwargs={})
+    state.attempt_number = number
+    return state
 
 
 async def test_no_retry_when_retries_is_zero(server):
@@ -284,3 +313,8 @@ class _Line(BaseModel):
 
 _OBJECT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 _LINE = TypeAdapter(_Line)
+
+
+def test_parsed_answers_name_the_field_that_is_wrong():
+    with pytest.raises(BackendProtocolError, match=r"unexpected JSON in the answer of /x: done: input should be a valid boolean"):
+        parse_as(_LINE, '{"response": "x", "done": "maybe"}', backend="t", what="the answer of /x")
