@@ -9,7 +9,7 @@ from discord_harness import World, build_world, make_config, running_bot
 from fakediscord import FakeDiscord
 from test_discord_commands import answered
 
-from bot.backends.scripted import ScriptedBackend
+from bot.testing import ScriptedBackend
 
 pytestmark = pytest.mark.discord
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.backends.scripted import ScriptedBackend
 from bot.cards.library import CharacterLibrary
 from bot.chat import ChatService
 from bot.config import parse_config
 from bot.errors import BackendUnavailable
 from bot.serve import Characters, RunningServer, start_server
+from bot.testing import ScriptedBackend
 from tests.fakes.backend import FlakyBackend
 
 TOKEN = "test-token"

@@ -13,11 +13,11 @@ from pathlib import Path
 import openai
 import pytest
 
-from bot.backends.scripted import ScriptedBackend
 from bot.cards.library import CharacterLibrary
 from bot.chat import ChatService
 from bot.config import parse_config
 from bot.serve import Characters, start_server
+from bot.testing import ScriptedBackend
 
 TOKEN = "client-token"
 

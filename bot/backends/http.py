@@ -68,7 +68,6 @@ _T = TypeVar("_T")
 
 #: context size assumed when neither the config nor the server says (small enough to be safe)
 DEFAULT_CONTEXT = 2048
-#: the token estimate used when a server cannot tokenize
 
 _OVERFLOW_HINTS = re.compile(
     r"exceed_context_size|context_length_exceeded|context (size|length|window)|maximum context|"
