@@ -10,6 +10,7 @@ import pytest
 from bot.backends.base import (
     AdvisingBackend,
     Backend,
+    ChatTemplateSource,
     ConversationStateBackend,
     PooledBackend,
     StartableBackend,
@@ -19,15 +20,17 @@ from bot.backends.registry import backend_types, create_backend
 from bot.config import parse_config
 
 URL = "http://127.0.0.1:9"
-ABILITIES = (ConversationStateBackend, SyncTokenCounter, PooledBackend, StartableBackend, AdvisingBackend)
+ABILITIES = (
+    ConversationStateBackend, SyncTokenCounter, PooledBackend, StartableBackend, AdvisingBackend, ChatTemplateSource
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 #: what each backend type can do beyond the core protocol (a new type fails until it is stated here)
 EXPECTED = {
-    "llama_cpp": {ConversationStateBackend, SyncTokenCounter, StartableBackend},
-    "llama_server": {ConversationStateBackend, AdvisingBackend},
-    "openai": set(),
-    "ooba": set(),
+    "llama_cpp": {ConversationStateBackend, SyncTokenCounter, StartableBackend, ChatTemplateSource},
+    "llama_server": {ConversationStateBackend, AdvisingBackend, ChatTemplateSource},
+    "openai": {ChatTemplateSource},
+    "ooba": {ChatTemplateSource},
     "kobold": set(),
     "ollama": {AdvisingBackend},
     "api_host": set(),

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.backends.scripted import ScriptedBackend
 from bot.cards.model import Character
 from bot.chat import ChatService
 from bot.config import parse_config
 from bot.prompt.types import Turn
+from bot.testing import ScriptedBackend
 from tests.fakes.openai import FakeOpenAIServer
 from tests.fakes.streams import http_backend
 from tests.fakes.templated import TemplatedBackend, real_template

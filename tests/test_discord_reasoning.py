@@ -11,8 +11,8 @@ from fakediscord import FakeDiscord
 from fakediscord.model import Message
 from fakediscord.permissions import DEFAULT_BOT_PERMISSIONS, Perm
 
-from bot.backends.scripted import ScriptedBackend
 from bot.discord_io import REASONING_FILE, REASONING_MARK, reasoning_spoiler
+from bot.testing import ScriptedBackend
 
 pytestmark = pytest.mark.discord
 

@@ -21,7 +21,6 @@ import pytest
 
 from bot.backends.base import ChatTemplate, ChatTemplateSource
 from bot.backends.llama_cpp import LlamaCppBackend
-from bot.backends.scripted import ScriptedBackend
 from bot.cards.model import Character
 from bot.chat import ChatService
 from bot.commands import check
@@ -30,6 +29,7 @@ from bot.console import format_stats
 from bot.prompt.chat_template import LLAMA_CPP_DEFAULT_TEMPLATE
 from bot.prompt.types import Turn
 from bot.prompt_formats import PromptFormats, choose_format
+from bot.testing import ScriptedBackend
 from tests.fakes.llama_server import FakeLlamaServer
 from tests.fakes.openai import FakeOpenAIServer
 from tests.fakes.streams import http_backend

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.backends.base import ChatTemplate
-from bot.backends.scripted import Script, ScriptedBackend
+from bot.testing import Script, ScriptedBackend
 
 __all__ = ["TemplatedBackend", "real_template"]
 
