@@ -17,8 +17,7 @@ import discord
 import yarl
 from discord.ext import commands
 
-from bot.backends.base import Backend
-from bot.backends.pool import PoolBackend
+from bot.backends.base import Backend, PooledBackend
 from bot.backends.registry import create_backend
 from bot.cards import CharacterLibrary
 from bot.chat import ChatService
@@ -190,7 +189,7 @@ class TroupeBot(commands.Bot):
             return
         host, port = parse_listen(settings.listen)
         self.metrics.process_shard = self._shard_label()
-        backends = self.backend.members if isinstance(self.backend, PoolBackend) else [self.backend]
+        backends = list(self.backend.members) if isinstance(self.backend, PooledBackend) else [self.backend]
         self.backend_watch = BackendWatch(backends, self.metrics, interval=settings.health_interval)
         self.metrics.sample_queue(self.scheduler.waiting)
         self.metrics.sample_gateway(self._latencies)

@@ -19,7 +19,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from bot.backends.base import Backend, ConversationStateBackend, GenerationRequest, Sampling, SyncTokenCounter, Timings
+from bot.backends.base import (
+    Backend,
+    CacheShiftBackend,
+    ConversationStateBackend,
+    GenerationRequest,
+    Sampling,
+    SyncTokenCounter,
+    Timings,
+)
 from bot.cards.model import Character
 from bot.config import Config, SamplingSettings
 from bot.conversations import Conversation, Conversations
@@ -316,9 +324,9 @@ class ChatService:
         slide re-reads the whole window: when one more message like the recent ones would make
         the window slide, slide it now, so the read-ahead that follows pays for the re-read
         while the conversation is quiet and the next reply reads only its own message."""
-        shifts = getattr(self.backend, "shifts_cache", None)
+        backend = self.backend
         anchor = (await self.conversations.get(conversation)).anchor
-        if shifts is None or shifts(conversation) or anchor is None:
+        if not isinstance(backend, CacheShiftBackend) or backend.shifts_cache(conversation) or anchor is None:
             return
         recent = [turn for turn in turns[-_SLIDE_AHEAD_LOOKBACK:] if turn.role != "character"] or turns[-1:]
         upcoming = replace(max(recent, key=lambda turn: len(turn.text)), id=None)  # the next message's size

@@ -10,6 +10,7 @@ import pytest
 from bot.backends.base import (
     AdvisingBackend,
     Backend,
+    CacheShiftBackend,
     ChatTemplateSource,
     ConversationStateBackend,
     PooledBackend,
@@ -21,14 +22,17 @@ from bot.config import parse_config
 
 URL = "http://127.0.0.1:9"
 ABILITIES = (
-    ConversationStateBackend, SyncTokenCounter, PooledBackend, StartableBackend, AdvisingBackend, ChatTemplateSource
+    ConversationStateBackend, SyncTokenCounter, PooledBackend, StartableBackend, AdvisingBackend, ChatTemplateSource,
+    CacheShiftBackend,
 )
 ROOT = Path(__file__).resolve().parent.parent
 
 #: what each backend type can do beyond the core protocol (a new type fails until it is stated here)
 EXPECTED = {
     "llama_cpp": {ConversationStateBackend, SyncTokenCounter, StartableBackend, ChatTemplateSource},
-    "llama_server": {ConversationStateBackend, AdvisingBackend, ChatTemplateSource},
+    "llama_server": {
+        ConversationStateBackend, StartableBackend, AdvisingBackend, ChatTemplateSource, CacheShiftBackend
+    },
     "openai": {ChatTemplateSource},
     "ooba": {ChatTemplateSource},
     "kobold": set(),

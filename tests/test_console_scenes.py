@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from bot.backends.base import GenerationRequest
-from bot.backends.scripted import ScriptedBackend
 from bot.cards import CharacterLibrary
 from bot.chat import ChatService
 from bot.config import parse_config
 from bot.console import ConsoleChat
+from bot.testing import ScriptedBackend
 
 
 def by_speaker(request: GenerationRequest) -> list[str]:

@@ -14,9 +14,9 @@ from fakediscord.model import Message
 
 from bot.backends.base import GenerationRequest
 from bot.backends.llama_cpp import LlamaCppBackend
-from bot.backends.scripted import ScriptedBackend
 from bot.cards import CharacterLibrary
 from bot.director import first_speaker, member_of
+from bot.testing import ScriptedBackend
 
 pytestmark = pytest.mark.discord
 

@@ -14,8 +14,8 @@ from fakediscord import FakeDiscord
 from postgres_fixtures import PostgresServer, start_postgres
 from test_discord_commands import answered
 
-from bot.backends.scripted import ScriptedBackend
 from bot.config import StoreConfig
+from bot.testing import ScriptedBackend
 
 pytestmark = pytest.mark.discord
 

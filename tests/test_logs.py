@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.backends.scripted import ScriptedBackend
 from bot.cards.model import Character
 from bot.chat import ChatService
 from bot.config import parse_config
 from bot.logs import QUIET_LOGGERS, REPLIES, set_level
 from bot.prompt.types import Turn
+from bot.testing import ScriptedBackend
 from tests.fakes.llama_server import FakeLlamaServer
 from tests.fakes.streams import http_backend
 

@@ -8,12 +8,12 @@ import pytest
 
 from bot.backends.base import GenerationRequest
 from bot.backends.llama_cpp import LlamaCppBackend
-from bot.backends.scripted import ScriptedBackend
 from bot.cards import CharacterLibrary
 from bot.chat import ChatService
 from bot.config import parse_config
 from bot.director import member_named
 from bot.prompt.types import Turn
+from bot.testing import ScriptedBackend
 
 SHOWN = [("Aria", "Aria"), ("Captain Brass", "Captain Brass"), ("Professor Quill", "Professor Quill")]
 

@@ -22,7 +22,7 @@ from fakediscord.permissions import Perm
 from test_discord_commands import said
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.backends.scripted import ScriptedBackend
+from bot.testing import ScriptedBackend
 from tests.fakes.llama_server import FakeLlamaServer
 from tests.fakes.server import free_port
 

@@ -19,7 +19,9 @@ ask ``isinstance(backend, Protocol)`` (never for an attribute by name):
 - :class:`AdvisingBackend`: has setup hints for the owner (``advice``), shown by
   ``python -m bot check``;
 - :class:`ChatTemplateSource`: can tell the model's own chat template
-  (``chat_template``), for ``prompt.format: auto``.
+  (``chat_template``), for ``prompt.format: auto``;
+- :class:`CacheShiftBackend`: can say whether it shifts a conversation's cached
+  window when old turns drop out, or reads the whole window again (``shifts_cache``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "PooledBackend",
     "StartableBackend",
     "AdvisingBackend",
+    "CacheShiftBackend",
 ]
 
 
@@ -308,4 +311,14 @@ class AdvisingBackend(Protocol):
 
     async def advice(self) -> list[str]:
         """Hints worth showing (empty when all is as it should be)."""
+        ...
+
+
+@runtime_checkable
+class CacheShiftBackend(Protocol):
+    """A backend that can say how it handles a sliding window in a conversation's cache."""
+
+    def shifts_cache(self, conversation: str | None = None) -> bool:
+        """Whether dropping the oldest turns shifts the cached rest (True) or means
+        reading the whole window again (False)."""
         ...
