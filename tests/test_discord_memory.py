@@ -15,9 +15,9 @@ from fakediscord.model import Message
 from test_discord_commands import answered
 
 from bot.app import TroupeBot
-from bot.backends.scripted import ScriptedBackend
 from bot.prompt.builder import RECALL_HEADING, SUMMARY_HEADING
 from bot.store import Remembered, open_store
+from bot.testing import ScriptedBackend
 
 pytestmark = pytest.mark.discord
 

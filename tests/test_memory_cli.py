@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from test_chat_service import ARIA
 
-from bot.backends.scripted import ScriptedBackend
 from bot.cli import build_parser
 from bot.config import parse_config
 from bot.errors import ConfigError
+from bot.testing import ScriptedBackend
 from bot.transcript_replay import parse_transcript, replay
 
 FACT = "Alice: My sister Marguerite lives in Lisbon with three parrots."

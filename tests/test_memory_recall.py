@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from test_chat_service import ARIA
 
-from bot.backends.scripted import ScriptedBackend
 from bot.chat import ChatService
 from bot.config import Config, parse_config
 from bot.conversations import Conversations
@@ -18,6 +17,7 @@ from bot.memory import Memory
 from bot.prompt.builder import RECALL_HEADING
 from bot.prompt.types import Turn
 from bot.store import Remembered, Store, open_store
+from bot.testing import ScriptedBackend
 
 CHANNEL = "987654321098765432"
 ALICE, BOB, CLEO = 1, 2, 3

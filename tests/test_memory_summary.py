@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 from bot.backends.llama_cpp import LlamaCppBackend
-from bot.backends.scripted import ScriptedBackend
 from bot.cards.model import Character
 from bot.chat import ChatService
 from bot.config import parse_config
@@ -18,6 +17,7 @@ from bot.prompt import get_template
 from bot.prompt.builder import SUMMARY_HEADING
 from bot.prompt.types import Turn
 from bot.store import open_store
+from bot.testing import ScriptedBackend
 
 ARIA = Character(name="Aria", description="Aria keeps the Copper Kettle tavern and answers briefly.")
 CHANNEL = "4242"
