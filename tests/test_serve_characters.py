@@ -231,7 +231,8 @@ async def test_a_conversation_keeps_its_window_start_across_requests(backend, li
         await running.close()
 
     firsts = [re.search(r"\[Ann\]: message (\d)", r.prompt).group(1) for r in backend.requests]
-    assert firsts == ["2", "4", "4"]  # anchored: a slice dropped at once, not one turn every request
+    # anchored: a slice dropped at once (how many depends on prompt.drop_fraction), then kept
+    assert int(firsts[1]) - int(firsts[0]) >= 2 and firsts[2] == firsts[1], firsts
 
 
 # --------------------------------------------------------------------------- streaming
