@@ -24,6 +24,7 @@ __all__ = [
     "Backend",
     "ChatTemplate",
     "ChatTemplateSource",
+    "ChoiceBackend",
 ]
 
 
@@ -214,4 +215,16 @@ class ChatTemplateSource(Protocol):
 
     async def chat_template(self) -> ChatTemplate | None:
         """The served model's chat template, or None when it has none (or it cannot be known)."""
+        ...
+
+
+@runtime_checkable
+class ChoiceBackend(Protocol):
+    """An optional ability: continue a prompt with exactly one of a few given strings (a
+    grammar-constrained continuation), reading only the tokens beyond what the conversation's
+    cache holds. The scene director uses it to let the model pick the next speaker."""
+
+    async def choose(self, request: GenerationRequest, choices: Sequence[str]) -> str:
+        """Continue ``request.prompt`` (with its sampling, conversation and ``max_tokens``) with
+        one of ``choices`` and return it; raises :class:`bot.errors.BackendError` if it cannot."""
         ...

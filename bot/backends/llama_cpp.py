@@ -36,6 +36,7 @@ from bot.backends.base import (
     ModelInfo,
     Timings,
 )
+from bot.backends.choices import choice_grammar
 from bot.backends.kv_cache import SavedState, StateCache, common_prefix, plan_shift
 from bot.backends.model_files import check_gguf, default_model_path
 from bot.config import LlamaCppConfig
@@ -230,6 +231,28 @@ class LlamaCppBackend:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         """Generate in a worker thread and yield its text as it comes."""
+        async for chunk in self._stream(request, None):
+            yield chunk
+
+    async def choose(self, request: GenerationRequest, choices: Sequence[str]) -> str:
+        """Continue the prompt with one of ``choices``, constrained by a llama.cpp grammar: it
+        reads only the prompt tokens beyond the conversation's cache, then the choice's tokens."""
+        grammar = choice_grammar(choices)
+        written = ""
+        stream = self._stream(request, grammar)
+        try:
+            async for chunk in stream:
+                written += chunk.text
+                if written in choices:
+                    break  # complete: the grammar allows only an end now, not worth a step
+        finally:
+            await stream.aclose()
+        if written not in choices:
+            raise BackendError(f"the grammar-constrained choice wrote {written!r}, none of the choices",
+                               backend=self.name)
+        return written
+
+    async def _stream(self, request: GenerationRequest, grammar: str | None) -> AsyncIterator[Chunk]:
         llm = await self._ensure_loaded()
         async with self._model_for_reply():
             self._abort.clear()
@@ -239,7 +262,7 @@ class LlamaCppBackend:
             def emit(item: Chunk | BaseException) -> None:
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-            worker = asyncio.create_task(asyncio.to_thread(self._generate, llm, request, emit))
+            worker = asyncio.create_task(asyncio.to_thread(self._generate, llm, request, emit, grammar))
             try:
                 while True:
                     item = await queue.get()
@@ -368,16 +391,22 @@ class LlamaCppBackend:
 
     # ------------------------------------------------------------------ generation
 
-    def _generate(self, llm: Any, request: GenerationRequest, emit: Callable[[Chunk | BaseException], None]) -> None:
+    def _generate(
+        self, llm: Any, request: GenerationRequest, emit: Callable[[Chunk | BaseException], None],
+        grammar: str | None = None,
+    ) -> None:
         try:
-            self._generate_into(llm, request, emit)
+            self._generate_into(llm, request, emit, grammar)
         except BackendError as exc:
             emit(exc)
         except Exception as exc:  # a llama.cpp failure must reach the caller, not die in the thread
             log.exception("Embedded generation failed")
             emit(BackendError(f"generation failed: {exc}", backend=self.name))
 
-    def _generate_into(self, llm: Any, request: GenerationRequest, emit: Callable[[Chunk | BaseException], None]) -> None:
+    def _generate_into(
+        self, llm: Any, request: GenerationRequest, emit: Callable[[Chunk | BaseException], None],
+        grammar: str | None = None,
+    ) -> None:
         import llama_cpp
 
         tokens = self._tokenize_prompt(llm, request.prompt, request.special_tokens)
@@ -413,6 +442,7 @@ class LlamaCppBackend:
             frequency_penalty=s.frequency_penalty,
             presence_penalty=s.presence_penalty,
             reset=True,
+            grammar=llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
         ):
             if first_token_at is None:
                 first_token_at = time.perf_counter()
