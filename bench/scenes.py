@@ -56,6 +56,8 @@ class Sample:
     floor: int
     seconds: float
     director_seconds: float
+    token_seconds: float  # seconds per generated token (nan when it generated none)
+    prompt_seconds: float  # until its first token
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -94,7 +96,10 @@ async def _run(args: argparse.Namespace) -> list[Sample]:
         floor = service.counter.count(new) if new else 0
         timings = reply.stats.timings
         evaluated = timings.prompt_evaluated if timings and timings.prompt_evaluated is not None else -1
-        samples.append(Sample(speaker.display_name, evaluated, floor, seconds, director_seconds))
+        per_token = timings.generation_seconds / timings.generated_tokens if timings and timings.generated_tokens \
+            else float("nan")
+        samples.append(Sample(speaker.display_name, evaluated, floor, seconds, director_seconds, per_token,
+                              timings.prompt_seconds if timings else 0.0))
         seen = reply.prompt.text + " " + text
         turns.append(Turn(speaker.display_name, text, str(len(turns) + 1), role="character"))
         last_speaker = name
@@ -175,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
               f"max {max(ratios):.2f}; median reply {statistics.median(s.seconds for s in steady):.2f} s; "
               f"director ({args.director}) median {statistics.median(picked):.3f} s where it picked "
               f"({statistics.median(picked) / statistics.median(s.seconds for s in steady):.1%} of the median reply)")
+        speeds = [s.token_seconds for s in steady if s.token_seconds == s.token_seconds]
+        if speeds:  # greedy replies often end early: what a reply of --reply-tokens would take
+            full = statistics.median(s.prompt_seconds for s in steady) + args.reply_tokens * statistics.median(speeds)
+            print(f"a {args.reply_tokens}-token reply takes about {full:.2f} s here; the director's median is "
+                  f"{statistics.median(picked) / full:.1%} of it")
     return 0
 
 

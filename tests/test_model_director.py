@@ -152,7 +152,7 @@ async def test_a_sampled_constrained_choice_is_a_choice_for_every_seed(
         assert await embedded.choose(request, choices) in choices
 
 
-async def test_the_constrained_pick_and_the_reply_after_it_read_no_more_than_the_name(
+async def test_the_reply_after_the_pick_reads_only_its_speakers_tag(
     embedded: LlamaCppBackend, library: CharacterLibrary
 ) -> None:
     service = ChatService(embedded, parse_config({"backend": {"n_ctx": 2048}, "prompt": {"max_reply_tokens": 4}}))
@@ -163,7 +163,20 @@ async def test_the_constrained_pick_and_the_reply_after_it_read_no_more_than_the
     reply = await service.reply(speaker, PEOPLE_TALK, conversation="cost", cast=cast)  # type: ignore[arg-type]
     await reply.collect()
     assert reply.stats.timings and reply.stats.timings.prompt_evaluated is not None
-    assert reply.stats.timings.prompt_evaluated <= 4  # the pick kept the transcript (and its name) cached
+    tag = (await embedded.count_tokens([f"{picked}]:"]))[0]
+    assert reply.stats.timings.prompt_evaluated <= tag + 1  # the pick kept the transcript cached
+
+
+async def test_choices_that_share_their_first_tokens_are_told_apart(
+    embedded: LlamaCppBackend, library: CharacterLibrary
+) -> None:
+    service = ChatService(embedded, parse_config({"backend": {"n_ctx": 2048}}))
+    cast = [library.get(n) for n in CASTS[2]]
+    prompt = await service.build(cast[0], TURNS, conversation="shared", cast=cast)  # type: ignore[arg-type]
+    choices = ["Captain Hook]", "Captain Brass]", "Captain Brassica]", "Captain]"]
+    request = GenerationRequest(prompt=prompt.text[: prompt.history_end] + "[", sampling=Sampling(temperature=0.0),
+                                conversation="shared")
+    assert await embedded.choose(request, choices) in choices
 
 
 async def test_switching_speakers_costs_only_the_closing_tag_with_the_real_model(

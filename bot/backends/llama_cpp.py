@@ -19,7 +19,9 @@ import asyncio
 import codecs
 import contextlib
 import logging
+import math
 import os
+import random
 import re
 import threading
 import time
@@ -36,7 +38,6 @@ from bot.backends.base import (
     ModelInfo,
     Timings,
 )
-from bot.backends.choices import choice_grammar
 from bot.backends.kv_cache import SavedState, StateCache, common_prefix, plan_shift
 from bot.backends.model_files import check_gguf, default_model_path
 from bot.config import LlamaCppConfig
@@ -231,28 +232,6 @@ class LlamaCppBackend:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         """Generate in a worker thread and yield its text as it comes."""
-        async for chunk in self._stream(request, None):
-            yield chunk
-
-    async def choose(self, request: GenerationRequest, choices: Sequence[str]) -> str:
-        """Continue the prompt with one of ``choices``, constrained by a llama.cpp grammar: it
-        reads only the prompt tokens beyond the conversation's cache, then the choice's tokens."""
-        grammar = choice_grammar(choices)
-        written = ""
-        stream = self._stream(request, grammar)
-        try:
-            async for chunk in stream:
-                written += chunk.text
-                if written in choices:
-                    break  # complete: the grammar allows only an end now, not worth a step
-        finally:
-            await stream.aclose()
-        if written not in choices:
-            raise BackendError(f"the grammar-constrained choice wrote {written!r}, none of the choices",
-                               backend=self.name)
-        return written
-
-    async def _stream(self, request: GenerationRequest, grammar: str | None) -> AsyncIterator[Chunk]:
         llm = await self._ensure_loaded()
         async with self._model_for_reply():
             self._abort.clear()
@@ -262,7 +241,7 @@ class LlamaCppBackend:
             def emit(item: Chunk | BaseException) -> None:
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
-            worker = asyncio.create_task(asyncio.to_thread(self._generate, llm, request, emit, grammar))
+            worker = asyncio.create_task(asyncio.to_thread(self._generate, llm, request, emit))
             try:
                 while True:
                     item = await queue.get()
@@ -274,6 +253,52 @@ class LlamaCppBackend:
             finally:
                 self._abort.set()
                 await asyncio.shield(worker)
+
+    async def choose(self, request: GenerationRequest, choices: Sequence[str]) -> str:
+        """Continue the prompt with one of ``choices``: at each step only the next token of a
+        choice still possible may follow (their tokens as a trie), picked greedily or sampled
+        among those. It reads the prompt beyond the conversation's cache, then a token per step
+        while more than one choice is left: once one is, the rest is known and not read."""
+        if not any(choices):
+            raise ValueError("a choice needs at least one non-empty string")
+        llm = await self._ensure_loaded()
+        async with self._model_for_reply():
+            worker = asyncio.ensure_future(asyncio.to_thread(self._choose, llm, request, choices))
+            try:
+                return await asyncio.shield(worker)
+            except BackendError:
+                raise
+            except Exception as exc:  # a llama.cpp failure, translated at the boundary
+                raise BackendError(f"choice failed: {exc}", backend=self.name) from exc
+            finally:
+                await asyncio.wait([worker])  # the model stays held until the thread lets go of it
+
+    def _choose(self, llm: Any, request: GenerationRequest, choices: Sequence[str]) -> str:
+        import numpy as np
+
+        tokens = self._tokenize_prompt(llm, request.prompt, request.special_tokens)
+        alive = [(choice, self._tokenize(llm, choice, bos=False)) for choice in dict.fromkeys(choices) if choice]
+        longest = max(len(sequence) for _, sequence in alive)
+        if len(tokens) + longest >= _context_tokens(llm):
+            raise ContextOverflow(f"prompt is {len(tokens)} tokens, too many for a choice", backend=self.name)
+        self._take_over(llm, request.conversation or "")
+        self._shift_window(llm, tokens)
+        cached = min(common_prefix(llm.input_ids[: llm.n_tokens], tokens), len(tokens) - 1)
+        llm.n_tokens = cached  # eval drops the rest of the cache and reads from here
+        llm.eval(tokens[cached:])
+        rng = random.Random(request.sampling.seed)
+        step = 0
+        while len(alive) > 1:
+            options = sorted({sequence[step] for _, sequence in alive})
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))[options]
+            token = _pick(options, logits.astype(np.float64), request.sampling.temperature, rng)
+            alive = [(choice, sequence) for choice, sequence in alive if sequence[step] == token]
+            step += 1
+            ended = [choice for choice, sequence in alive if len(sequence) == step]
+            if ended:
+                return ended[0]  # a choice whose tokens begin another's: the shorter one ends here
+            llm.eval([token])
+        return alive[0][0]
 
     @contextlib.asynccontextmanager
     async def _model_for_reply(self) -> AsyncIterator[None]:
@@ -391,22 +416,16 @@ class LlamaCppBackend:
 
     # ------------------------------------------------------------------ generation
 
-    def _generate(
-        self, llm: Any, request: GenerationRequest, emit: Callable[[Chunk | BaseException], None],
-        grammar: str | None = None,
-    ) -> None:
+    def _generate(self, llm: Any, request: GenerationRequest, emit: Callable[[Chunk | BaseException], None]) -> None:
         try:
-            self._generate_into(llm, request, emit, grammar)
+            self._generate_into(llm, request, emit)
         except BackendError as exc:
             emit(exc)
         except Exception as exc:  # a llama.cpp failure must reach the caller, not die in the thread
             log.exception("Embedded generation failed")
             emit(BackendError(f"generation failed: {exc}", backend=self.name))
 
-    def _generate_into(
-        self, llm: Any, request: GenerationRequest, emit: Callable[[Chunk | BaseException], None],
-        grammar: str | None = None,
-    ) -> None:
+    def _generate_into(self, llm: Any, request: GenerationRequest, emit: Callable[[Chunk | BaseException], None]) -> None:
         import llama_cpp
 
         tokens = self._tokenize_prompt(llm, request.prompt, request.special_tokens)
@@ -442,7 +461,6 @@ class LlamaCppBackend:
             frequency_penalty=s.frequency_penalty,
             presence_penalty=s.presence_penalty,
             reset=True,
-            grammar=llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
         ):
             if first_token_at is None:
                 first_token_at = time.perf_counter()
@@ -472,6 +490,14 @@ class LlamaCppBackend:
         timings.generated_tokens = generated
         timings.finish_reason = finish
         emit(Chunk(done=True, timings=timings))
+
+
+def _pick(options: list[int], logits: Any, temperature: float, rng: random.Random) -> int:
+    """One of ``options`` by their logits: the likeliest, or a draw at ``temperature``."""
+    if temperature <= 0:
+        return options[int(logits.argmax())]
+    weights = [math.exp(x) for x in (logits - logits.max()) / temperature]
+    return rng.choices(options, weights=weights)[0]
 
 
 def _context_tokens(llm: Any) -> int:
