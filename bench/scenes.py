@@ -11,7 +11,9 @@ Per reply it prints the prompt tokens the model read against the *floor*: the to
 of what is new since the model's last request (the messages since then and the
 closing ``[Speaker]:``, plus the volatile tail of keyed lore and notes, which the
 prompt re-reads by design). It also times the director: ``natural`` (pure) and
-``model`` (the model writes ``[`` and a name; ``--director model``).
+``model`` (the model writes ``[`` and a name, constrained to the cast's by a grammar;
+``--director model``), and its share of a reply's latency (``--reply-tokens 48`` for
+replies of a normal length).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Sample:
     floor: int
     seconds: float
     director_seconds: float
+    token_seconds: float  # seconds per generated token (nan when it generated none)
+    prompt_seconds: float  # until its first token
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -73,7 +77,7 @@ async def _run(args: argparse.Namespace) -> list[Sample]:
     backend = LlamaCppBackend(LlamaCppConfig(model=str(args.model or default_model_path()), n_ctx=2048, seed=1,
                                              n_threads=args.threads))
     await backend.start()
-    config = parse_config({"prompt": {"max_reply_tokens": 16}, "sampling": {"preset": "greedy"}})
+    config = parse_config({"prompt": {"max_reply_tokens": args.reply_tokens}, "sampling": {"preset": "greedy"}})
     service = ChatService(backend, config)
     rng = random.Random(args.seed)
     turns: list[Turn] = []
@@ -92,7 +96,10 @@ async def _run(args: argparse.Namespace) -> list[Sample]:
         floor = service.counter.count(new) if new else 0
         timings = reply.stats.timings
         evaluated = timings.prompt_evaluated if timings and timings.prompt_evaluated is not None else -1
-        samples.append(Sample(speaker.display_name, evaluated, floor, seconds, director_seconds))
+        per_token = timings.generation_seconds / timings.generated_tokens if timings and timings.generated_tokens \
+            else float("nan")
+        samples.append(Sample(speaker.display_name, evaluated, floor, seconds, director_seconds, per_token,
+                              timings.prompt_seconds if timings else 0.0))
         seen = reply.prompt.text + " " + text
         turns.append(Turn(speaker.display_name, text, str(len(turns) + 1), role="character"))
         last_speaker = name
@@ -103,8 +110,10 @@ async def _run(args: argparse.Namespace) -> list[Sample]:
         if args.director == "model":
             nonlocal seen
             name = await service.pick_speaker(cast, turns, conversation="scene")
+            picked_at = time.perf_counter()
             prompt = await service.build(cast[0], turns, conversation="scene", cast=cast)
             seen = prompt.text[: prompt.history_end] + "["  # what the pick left in the backend's state
+            started += time.perf_counter() - picked_at  # the bench's own bookkeeping is not the director's
             if said is not None and name == last_speaker:
                 name = None
             if said is None and name is None:
@@ -153,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=24, help="people's messages in the replay")
     parser.add_argument("--max-chain", type=int, default=1)
     parser.add_argument("--director", choices=("natural", "model"), default="natural")
+    parser.add_argument("--reply-tokens", type=int, default=16, help="prompt.max_reply_tokens")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
@@ -168,7 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         picked = [s.director_seconds for s in samples if s.director_seconds > 0] or [0.0]
         print(f"replies: {len(samples)}; after the first: median read/floor {statistics.median(ratios):.2f}, "
               f"max {max(ratios):.2f}; median reply {statistics.median(s.seconds for s in steady):.2f} s; "
-              f"director ({args.director}) median {statistics.median(picked):.3f} s where it picked")
+              f"director ({args.director}) median {statistics.median(picked):.3f} s where it picked "
+              f"({statistics.median(picked) / statistics.median(s.seconds for s in steady):.1%} of the median reply)")
+        speeds = [s.token_seconds for s in steady if s.token_seconds == s.token_seconds]
+        if speeds:  # greedy replies often end early: what a reply of --reply-tokens would take
+            full = statistics.median(s.prompt_seconds for s in steady) + args.reply_tokens * statistics.median(speeds)
+            print(f"a {args.reply_tokens}-token reply takes about {full:.2f} s here; the director's median is "
+                  f"{statistics.median(picked) / full:.1%} of it")
     return 0
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from bot.backends.base import (
     Backend,
     CacheShiftBackend,
+    ChoiceBackend,
     ConversationStateBackend,
     GenerationRequest,
     Sampling,
@@ -197,6 +198,7 @@ class ChatService:
         self.memory = memory  # recall of older talk (None: none)
         self.summaries = Summaries(self)  # running summaries, folded in while idle
         self.counter = TokenCounter(backend)
+        self._said_unconstrained = False  # logged once: the backend cannot constrain the model director
         self._last_stats: OrderedDict[str, ReplyStats] = OrderedDict()
         self._last_prompts: OrderedDict[str, Prompt] = OrderedDict()
         self._n_ctx: int | None = None
@@ -342,7 +344,9 @@ class ChatService:
         """The scene member the model expects to speak next (its card name), or None when it
         names nobody of the cast (a person, say). The model continues the shared transcript
         with ``[`` and a name, greedily; a backend that keeps the conversation's state reads
-        only those few tokens beyond the history it holds."""
+        only those few tokens beyond the history it holds. Where the backend can constrain a
+        continuation (:class:`ChoiceBackend`: a grammar), the name is always a member's; elsewhere
+        the model writes freely (said once in the log) and may name somebody else."""
         prompt = await self.build(cast[0], turns, conversation=conversation, user_name=user_name, cast=cast)
         opened = (await self.formats.template(conversation, self.config.prompt)).open_assistant("[")
         request = GenerationRequest(
@@ -354,6 +358,17 @@ class ChatService:
             keep_tokens=prompt.prefix_tokens,
             special_tokens=prompt.special_tokens,
         )
+        shown = {sanitize_name(c.display_name): c.name for c in cast}
+        if isinstance(self.backend, ChoiceBackend):
+            longest = max(len(name.encode()) for name in shown) + 1  # a bound: a token is at least a byte
+            picked = await self.backend.choose(replace(request, max_tokens=longest, stops=()), [f"{name}]" for name in shown])
+            chosen = shown[picked.removesuffix("]")]
+            log.debug("Model director in %s chose %s", conversation, chosen)
+            return chosen
+        if not self._said_unconstrained:
+            self._said_unconstrained = True
+            log.info("%s cannot constrain the model director's pick to the cast: the model names the next "
+                     "speaker freely, and a name no member has falls back to the natural order", self.backend.name)
         written = ""
         stream = self.backend.stream(request)
         try:
@@ -365,7 +380,7 @@ class ChatService:
                     break
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
-        chosen = member_named(written, [(c.name, sanitize_name(c.display_name)) for c in cast])
+        chosen = member_named(written, [(name, display) for display, name in shown.items()])
         log.debug("Model director in %s wrote %r: %s", conversation, written, chosen or "nobody of the cast")
         return chosen
 

@@ -21,9 +21,11 @@ chain), never from a clock: the same message gives the same speakers.
 
 ``model``: the language model reads the shared transcript and continues it with
 ``[`` and a name (:meth:`bot.chat.ChatService.pick_speaker`, greedy, so it repeats
-too); :func:`member_named` turns what it wrote into a member. A name that is no
-member's (a person's, say) means nobody of the cast: the first answer then falls
-back to ``natural``, and a chain ends.
+too). Where the backend can (:class:`bot.backends.base.ChoiceBackend`: the embedded
+model and llama.cpp's server, through a grammar) the name is constrained to the
+cast's. Elsewhere the model writes freely and :func:`member_named` turns what it
+wrote into a member; a name that is no member's (a person's, say) means nobody of
+the cast: the first answer then falls back to ``natural``, and a chain ends.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ __all__ = [
     "StartableBackend",
     "AdvisingBackend",
     "CacheShiftBackend",
+    "ChoiceBackend",
 ]
 
 
@@ -321,4 +322,16 @@ class CacheShiftBackend(Protocol):
     def shifts_cache(self, conversation: str | None = None) -> bool:
         """Whether dropping the oldest turns shifts the cached rest (True) or means
         reading the whole window again (False)."""
+        ...
+
+
+@runtime_checkable
+class ChoiceBackend(Protocol):
+    """An optional ability: continue a prompt with exactly one of a few given strings (a
+    grammar-constrained continuation), reading only the tokens beyond what the conversation's
+    cache holds. The scene director uses it to let the model pick the next speaker."""
+
+    async def choose(self, request: GenerationRequest, choices: Sequence[str]) -> str:
+        """Continue ``request.prompt`` (with its sampling, conversation and ``max_tokens``) with
+        one of ``choices`` and return it; raises :class:`bot.errors.BackendError` if it cannot."""
         ...

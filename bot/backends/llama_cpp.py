@@ -19,7 +19,9 @@ import asyncio
 import codecs
 import contextlib
 import logging
+import math
 import os
+import random
 import re
 import threading
 import time
@@ -267,6 +269,52 @@ class LlamaCppBackend:
                 self._abort.set()
                 await asyncio.shield(worker)
 
+    async def choose(self, request: GenerationRequest, choices: Sequence[str]) -> str:
+        """Continue the prompt with one of ``choices``: at each step only the next token of a
+        choice still possible may follow (their tokens as a trie), picked greedily or sampled
+        among those. It reads the prompt beyond the conversation's cache, then a token per step
+        while more than one choice is left: once one is, the rest is known and not read."""
+        if not any(choices):
+            raise ValueError("a choice needs at least one non-empty string")
+        llm = await self._ensure_loaded()
+        async with self._model_for_reply():
+            worker = asyncio.ensure_future(asyncio.to_thread(self._choose, llm, request, choices))
+            try:
+                return await asyncio.shield(worker)
+            except BackendError:
+                raise
+            except Exception as exc:  # a llama.cpp failure, translated at the boundary
+                raise BackendError(f"choice failed: {exc}", backend=self.name) from exc
+            finally:
+                await asyncio.wait([worker])  # the model stays held until the thread lets go of it
+
+    def _choose(self, llm: Any, request: GenerationRequest, choices: Sequence[str]) -> str:
+        import numpy as np
+
+        tokens = self._tokenize_prompt(llm, request.prompt, request.special_tokens)
+        alive = [(choice, self._tokenize(llm, choice, bos=False)) for choice in dict.fromkeys(choices) if choice]
+        longest = max(len(sequence) for _, sequence in alive)
+        if len(tokens) + longest >= _context_tokens(llm):
+            raise ContextOverflow(f"prompt is {len(tokens)} tokens, too many for a choice", backend=self.name)
+        self._take_over(llm, request.conversation or "")
+        self._shift_window(llm, tokens)
+        cached = min(common_prefix(llm.input_ids[: llm.n_tokens], tokens), len(tokens) - 1)
+        llm.n_tokens = cached  # eval drops the rest of the cache and reads from here
+        llm.eval(tokens[cached:])
+        rng = random.Random(request.sampling.seed)
+        step = 0
+        while len(alive) > 1:
+            options = sorted({sequence[step] for _, sequence in alive})
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))[options]
+            token = _pick(options, logits.astype(np.float64), request.sampling.temperature, rng)
+            alive = [(choice, sequence) for choice, sequence in alive if sequence[step] == token]
+            step += 1
+            ended = [choice for choice, sequence in alive if len(sequence) == step]
+            if ended:
+                return ended[0]  # a choice whose tokens begin another's: the shorter one ends here
+            llm.eval([token])
+        return alive[0][0]
+
     @contextlib.asynccontextmanager
     async def _model_for_reply(self) -> AsyncIterator[None]:
         """Hold the model for a reply; a pre-warm running meanwhile stops at its next chunk."""
@@ -457,6 +505,14 @@ class LlamaCppBackend:
         timings.generated_tokens = generated
         timings.finish_reason = finish
         emit(Chunk(done=True, timings=timings))
+
+
+def _pick(options: list[int], logits: Any, temperature: float, rng: random.Random) -> int:
+    """One of ``options`` by their logits: the likeliest, or a draw at ``temperature``."""
+    if temperature <= 0:
+        return options[int(logits.argmax())]
+    weights = [math.exp(x) for x in (logits - logits.max()) / temperature]
+    return rng.choices(options, weights=weights)[0]
 
 
 def _context_tokens(llm: Any) -> int:

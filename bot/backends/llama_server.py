@@ -32,6 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.backends.base import Capabilities, ChatTemplate, Chunk, GenerationRequest, Health, ModelInfo
+from bot.backends.choices import choice_grammar
 from bot.backends.http import (
     Generation,
     GenerationClock,
@@ -273,6 +274,24 @@ class LlamaServerBackend(HttpBackend):
             if part.stop:
                 yield Chunk(done=True, timings=_timings(part, clock))
                 return
+
+    async def choose(self, request: GenerationRequest, choices: Sequence[str]) -> str:
+        """Continue the prompt with one of ``choices``: ``grammar`` on ``/completion`` in the
+        conversation's slot (``cache_prompt``), so the server reads only the prompt beyond what the
+        slot holds, then the choice's tokens."""
+        await self._know_shift()
+        body = self._body(request, await self._slot_for(request.conversation))
+        body.update(stream=False, grammar=choice_grammar(choices), stop=[])
+        self._replying += 1  # a read-ahead keeps off the slot meanwhile, as for a reply
+        try:
+            data = await self._json("POST", "/completion", json_body=body)
+        finally:
+            self._replying -= 1
+        written = _read(_Completion, data, backend=self.name, what="/completion answer").content
+        if written not in choices:
+            raise BackendError(f"the grammar-constrained choice wrote {written!r}, none of the choices",
+                               backend=self.name)
+        return written
 
     async def prewarm(
         self, conversation: str, text: str, *, special_tokens: Sequence[str] = (), only_if_idle: bool = False
