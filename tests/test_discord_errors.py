@@ -58,3 +58,18 @@ async def test_a_failing_admin_command_answers_after_deferring(
                                                 options={"name": "other"})
         text = await answered(fake_discord, interaction, followups=1)
     assert "⚠️" in text and "can't do that" in text
+
+
+async def test_a_failing_scene_command_answers(fake_discord: FakeDiscord, world: World, tmp_path: Path) -> None:
+    async with running_bot(fake_discord, make_config(fake_discord, tmp_path), ScriptedBackend()) as bot:
+        await bot.store.close()
+        interaction = await fake_discord.invoke(world.channel, world.alice, "scene", subcommand="add",
+                                                options={"name": "Captain Brass"})
+        assert SAVED_STATE in await answered(fake_discord, interaction)
+
+
+async def test_a_failing_memory_command_answers(fake_discord: FakeDiscord, world: World, tmp_path: Path) -> None:
+    async with running_bot(fake_discord, make_config(fake_discord, tmp_path), ScriptedBackend()) as bot:
+        await bot.store.close()
+        interaction = await fake_discord.invoke(world.channel, world.alice, "memory", subcommand="forget-me")
+        assert SAVED_STATE in await answered(fake_discord, interaction, followups=1)
