@@ -49,6 +49,9 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or starting
+    # a connection the server dropped mid-use can leave asyncpg's protocol in an impossible state
+    # ("cannot switch to state 11; another operation is in progress"): a fresh connection fixes it
+    asyncpg.exceptions.InternalClientError,
 )
 
 
