@@ -17,12 +17,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import httpx
 import pytest
+
+from server_process import wait_until_answering
 
 from tests.fakes.server import free_port
 
@@ -80,17 +80,8 @@ class LlamaServerProcess:
 
     def wait_ready(self, timeout: float = _STARTUP_SECONDS) -> None:
         """Return once ``/health`` answers 200 (raise with the server's log if it never does)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama-server exited early ({self.process.returncode}):\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"llama-server did not start in {timeout:g} s:\n{self.log_tail()}")
+        wait_until_answering(self.process, f"{self.url}/health", name="llama-server", timeout=timeout,
+                             log_tail=self.log_tail)
 
     def log_text(self) -> str:
         """Everything the server has logged so far."""

@@ -9,17 +9,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bot.backends.base import ChatMessage, GenerationRequest, Sampling
 from bot.backends.openai import OpenAIBackend
 from bot.config import OpenAIConfig
 from bot.errors import BackendProtocolError, BackendUnavailable
+from server_process import wait_until_answering
+
 from tests.fakes.server import free_port
 from tests.fakes.streams import reply
 
@@ -44,17 +44,8 @@ class LlamaCppServer:
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited early:\n{self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/v1/models", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"llama_cpp.server did not start in {STARTUP_SECONDS} s:\n{self.tail()}")
+        wait_until_answering(self.process, f"{self.url}/v1/models", name="llama_cpp.server",
+                             timeout=STARTUP_SECONDS, log_tail=self.tail, interval=0.2)
 
     def tail(self) -> str:
         return Path(self.log.name).read_text(errors="replace")[-2000:]
